@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+
+from leadflow.domain import DEFAULT_MIN_DELAYS
+from leadflow.kit.codes import check_timezone, normalize_currency
+from leadflow.kit.durations import parse_duration
+
+MIN_DELAY_KEYS = tuple(s.value for s in DEFAULT_MIN_DELAYS)
+
+
+class AccountCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200, examples=["Acme Shop"])
+
+    @field_validator("name")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("name must not be blank")
+        return value.strip()
+
+
+class AccountCreated(BaseModel):
+    """Returned once: neither the API key nor the webhook secret is shown again."""
+
+    id: str
+    name: str
+    api_key: str = Field(description="Bearer key for the merchant API. Only its hash is stored.")
+    webhook_secret: str = Field(description="`whsec_…` secret that signs inbound webhooks.")
+
+
+class MinDelays(BaseModel):
+    """Minimum delay before the first follow-up, per source type, as ISO 8601 durations."""
+
+    model_config = ConfigDict(extra="forbid")
+    abandoned_checkout: str = Field(default="PT1H", examples=["PT1H"])
+    unfinished_order: str = Field(default="PT1H", examples=["PT1H"])
+    trial: str = Field(default="P1D", examples=["P1D"])
+    renewal: str = Field(default="P1D", examples=["P1D"])
+
+
+class AccountSettings(BaseModel):
+    account_id: str = Field(description="Read-only.")
+    name: str = Field(description="Read-only.")
+    lead_management_enabled: bool = Field(
+        description="The global switch: when off, no follow-up is sent (leads are still captured)."
+    )
+    default_currency: str = Field(examples=["EUR"])
+    timezone: str = Field(examples=["Europe/Berlin"])
+    sender_name: str | None = None
+    sender_email: str | None = None
+    min_delays: MinDelays
+    updated_at: dt.datetime = Field(description="Read-only.")
+
+
+class MinDelaysUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    abandoned_checkout: str | None = None
+    unfinished_order: str | None = None
+    trial: str | None = None
+    renewal: str | None = None
+
+    @field_validator("*")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+
+class AccountSettingsUpdate(BaseModel):
+    """The object `GET /v1/settings` returns. Read-only fields are ignored, unknown ones refused;
+    fields left out keep their current value."""
+
+    model_config = ConfigDict(extra="forbid")
+    account_id: Any = Field(default=None, description="Read-only; ignored.")
+    name: Any = Field(default=None, description="Read-only; ignored.")
+    updated_at: Any = Field(default=None, description="Read-only; ignored.")
+    lead_management_enabled: bool | None = None
+    default_currency: str | None = None
+    timezone: str | None = None
+    sender_name: str | None = Field(default=None, max_length=200)
+    sender_email: EmailStr | None = None
+    min_delays: MinDelaysUpdate | None = None
+
+    @field_validator("default_currency")
+    @classmethod
+    def _currency(cls, value: str | None) -> str | None:
+        return normalize_currency(value) if value is not None else None
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str | None) -> str | None:
+        return check_timezone(value) if value is not None else None

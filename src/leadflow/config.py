@@ -1,0 +1,57 @@
+"""Runtime settings, read from ``LEADFLOW_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./leadflow.db"
+
+
+class Settings(BaseSettings):
+    """Every setting has a safe default so ``leadflow serve`` runs on a fresh machine."""
+
+    model_config = SettingsConfigDict(env_prefix="LEADFLOW_", extra="ignore")
+
+    database_url: str = DEFAULT_DATABASE_URL
+    admin_token: SecretStr | None = None
+    base_url: str = "http://127.0.0.1:8000"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    webhook_tolerance_seconds: int = Field(default=300, ge=1)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_batch_events: int = Field(default=1000, ge=1)
+    attribution_days: int = Field(default=7, ge=1)
+    dispatch_interval_seconds: float = Field(default=5.0, gt=0)
+    db_pool_size: int = Field(default=10, ge=1)
+    environment: str = "development"
+
+    @model_validator(mode="after")
+    def _refuse_insecure_production(self) -> Settings:
+        token = self.admin_token
+        if self.environment == "production" and token and len(token.get_secret_value()) < 24:
+            raise ValueError("LEADFLOW_ADMIN_TOKEN must be at least 24 characters in production")
+        return self
+
+    @cached_property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def migrations_dir(self) -> Path:
+        return find_migrations_dir()
+
+
+def find_migrations_dir() -> Path:
+    """The Alembic scripts live next to the source tree (editable install, Docker ``/app``)."""
+    candidates = [
+        Path(__file__).resolve().parents[2] / "migrations",
+        Path.cwd() / "migrations",
+    ]
+    for path in candidates:
+        if (path / "env.py").is_file():
+            return path
+    raise RuntimeError("cannot find leadflow's migrations/ directory; run from the project root")

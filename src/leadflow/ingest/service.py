@@ -1,0 +1,281 @@
+"""Turning a verified event into stored facts: event, lead, conversions. One transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import and_, or_, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.accounts.models import Account
+from leadflow.domain import LEAD_SOURCE_BY_EVENT, EventType, LeadStatus
+from leadflow.ingest.models import Event
+from leadflow.ingest.schemas import EventIn, IngestResult
+from leadflow.kit.db import insert_for
+from leadflow.kit.ids import new_id
+from leadflow.leads.models import Lead, LeadEvent
+
+GENERIC_SOURCE = "generic"
+
+
+async def _lock_contact(session: AsyncSession, account_id: str, email: str) -> None:
+    """Serialise events about one contact, so a purchase and the cart it completes,
+    arriving at the same instant, always see each other (PostgreSQL; SQLite has one writer)."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+            {"key": f"{account_id}:{email}"},
+        )
+
+
+def _products_json(event: EventIn) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": p.id,
+            "name": p.name,
+            "quantity": p.quantity,
+            "unit_price": str(p.unit_price) if p.unit_price is not None else None,
+        }
+        for p in event.products
+    ]
+
+
+async def ingest_event(
+    session: AsyncSession,
+    account: Account,
+    *,
+    external_id: str,
+    event: EventIn,
+    raw_body: str,
+    now: dt.datetime,
+    attribution_window: dt.timedelta,
+    source: str = GENERIC_SOURCE,
+) -> IngestResult:
+    """Store the event once and apply it. A repeated ``external_id`` returns the first result."""
+    email = event.customer.email.lower()
+    await _lock_contact(session, account.id, email)
+    occurred_at = min(event.occurred_at.astimezone(dt.UTC), now)
+    event_id = new_id("evt")
+    insert = insert_for(session)
+    stmt = (
+        insert(Event)
+        .values(
+            id=event_id,
+            account_id=account.id,
+            source=source,
+            external_id=external_id,
+            type=event.type.value,
+            occurred_at=occurred_at,
+            received_at=now,
+            reference=event.reference or email,
+            email=email,
+            amount=event.amount,
+            currency=event.currency,
+            raw_body=raw_body,
+            result={},
+        )
+        .on_conflict_do_nothing(index_elements=["account_id", "source", "external_id"])
+        .returning(Event.id)
+    )
+    if (await session.execute(stmt)).scalar_one_or_none() is None:
+        return await _replay(session, account.id, source, external_id)
+
+    if event.type is EventType.ORDER_COMPLETED:
+        converted = await _convert_open_leads(
+            session,
+            account.id,
+            event_id,
+            event.reference,
+            email,
+            occurred_at,
+            attribution_window,
+            now,
+        )
+        result = IngestResult(
+            event_id=event_id, type=event.type, duplicate=False, converted_lead_ids=converted
+        )
+    else:
+        lead = await _upsert_lead(session, account.id, event_id, event, email, occurred_at, now)
+        if lead.status == LeadStatus.OPEN:
+            await _convert_by_earlier_purchase(session, lead, attribution_window, now)
+        result = IngestResult(
+            event_id=event_id,
+            type=event.type,
+            duplicate=False,
+            lead_id=lead.id,
+            lead_status=lead.status,
+        )
+    await session.execute(
+        update(Event).where(Event.id == event_id).values(result=result.model_dump(mode="json"))
+    )
+    return result
+
+
+async def _replay(
+    session: AsyncSession, account_id: str, source: str, external_id: str
+) -> IngestResult:
+    stored = (
+        await session.execute(
+            select(Event.result).where(
+                Event.account_id == account_id,
+                Event.source == source,
+                Event.external_id == external_id,
+            )
+        )
+    ).scalar_one()
+    return IngestResult.model_validate({**stored, "duplicate": True})
+
+
+async def _upsert_lead(
+    session: AsyncSession,
+    account_id: str,
+    event_id: str,
+    event: EventIn,
+    email: str,
+    occurred_at: dt.datetime,
+    now: dt.datetime,
+) -> Lead:
+    source_type = LEAD_SOURCE_BY_EVENT[event.type].value
+    reference = event.reference or email
+    details: dict[str, Any] = {
+        "email": email,
+        "first_name": event.customer.first_name,
+        "last_name": event.customer.last_name,
+        "language": event.customer.language,
+        "country": event.customer.country,
+        "timezone": event.customer.timezone,
+        "products": _products_json(event),
+        "amount": event.amount,
+        "currency": event.currency,
+        "recovery_url": str(event.recovery_url) if event.recovery_url else None,
+    }
+    insert = insert_for(session)
+    lead_id = new_id("lead")
+    stmt = (
+        insert(Lead)
+        .values(
+            id=lead_id,
+            account_id=account_id,
+            source_type=source_type,
+            reference=reference,
+            status=LeadStatus.OPEN.value,
+            attributes=event.attributes,
+            captured_at=occurred_at,
+            last_event_at=occurred_at,
+            created_at=now,
+            updated_at=now,
+            **details,
+        )
+        .on_conflict_do_nothing(index_elements=["account_id", "source_type", "reference"])
+        .returning(Lead.id)
+    )
+    created = (await session.execute(stmt)).scalar_one_or_none() is not None
+    lead = (
+        await session.execute(
+            select(Lead)
+            .where(
+                Lead.account_id == account_id,
+                Lead.source_type == source_type,
+                Lead.reference == reference,
+            )
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one()
+    if not created:
+        if occurred_at >= lead.last_event_at:
+            for field, value in details.items():
+                if value is not None and value != []:
+                    setattr(lead, field, value)
+            lead.attributes = {**lead.attributes, **event.attributes}
+            lead.last_event_at = occurred_at
+        lead.captured_at = min(lead.captured_at, occurred_at)
+        lead.updated_at = now
+    session.add(
+        LeadEvent(
+            lead_id=lead.id,
+            event_id=event_id,
+            account_id=account_id,
+            role="capture" if created else "update",
+        )
+    )
+    await session.flush()
+    return lead
+
+
+async def _convert_by_earlier_purchase(
+    session: AsyncSession, lead: Lead, window: dt.timedelta, now: dt.datetime
+) -> None:
+    """A purchase can arrive before the cart event it completes: look back for it."""
+    purchase = (
+        await session.execute(
+            select(Event.id, Event.occurred_at)
+            .where(
+                Event.account_id == lead.account_id,
+                Event.type == EventType.ORDER_COMPLETED.value,
+                or_(
+                    Event.reference == lead.reference,
+                    and_(
+                        Event.email == lead.email,
+                        Event.occurred_at >= lead.captured_at,
+                        Event.occurred_at <= lead.captured_at + window,
+                    ),
+                ),
+            )
+            .order_by(Event.occurred_at)
+            .limit(1)
+        )
+    ).first()
+    if purchase is None:
+        return
+    lead.status = LeadStatus.CONVERTED.value
+    lead.converted_at = purchase.occurred_at
+    lead.updated_at = now
+    session.add(
+        LeadEvent(
+            lead_id=lead.id, event_id=purchase.id, account_id=lead.account_id, role="conversion"
+        )
+    )
+    await session.flush()
+
+
+async def _convert_open_leads(
+    session: AsyncSession,
+    account_id: str,
+    event_id: str,
+    reference: str | None,
+    email: str,
+    occurred_at: dt.datetime,
+    window: dt.timedelta,
+    now: dt.datetime,
+) -> list[str]:
+    match_email = and_(
+        Lead.email == email,
+        Lead.captured_at <= occurred_at,
+        Lead.captured_at >= occurred_at - window,
+    )
+    condition = or_(Lead.reference == reference, match_email) if reference else match_email
+    leads = (
+        (
+            await session.execute(
+                select(Lead)
+                .where(
+                    Lead.account_id == account_id, Lead.status == LeadStatus.OPEN.value, condition
+                )
+                .order_by(Lead.id)
+                .with_for_update()
+            )
+        )
+        .scalars()
+        .all()
+    )
+    for lead in leads:
+        lead.status = LeadStatus.CONVERTED.value
+        lead.converted_at = occurred_at
+        lead.updated_at = now
+        session.add(
+            LeadEvent(lead_id=lead.id, event_id=event_id, account_id=account_id, role="conversion")
+        )
+    await session.flush()
+    return [lead.id for lead in leads]

@@ -1,0 +1,1 @@
+"""Shared plumbing: database, clock, errors, signing, pagination."""

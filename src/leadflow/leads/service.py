@@ -1,0 +1,109 @@
+"""Reading leads and lead groups, always scoped by account."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.domain import LeadStatus
+from leadflow.ingest.models import Event
+from leadflow.kit.errors import field_error
+from leadflow.kit.pagination import decode_cursor, encode_cursor
+from leadflow.leads.models import Lead, LeadEvent, LeadGroup
+
+
+@dataclass
+class LeadFilters:
+    source_type: str | None = None
+    status: str | None = None
+    email: str | None = None
+    country: str | None = None
+    language: str | None = None
+    captured_from: dt.datetime | None = None
+    captured_to: dt.datetime | None = None
+
+
+def _filtered(account_id: str, filters: LeadFilters) -> Select[tuple[Lead]]:
+    stmt = select(Lead).where(Lead.account_id == account_id)
+    if filters.source_type:
+        stmt = stmt.where(Lead.source_type == filters.source_type)
+    if filters.status:
+        stmt = stmt.where(Lead.status == filters.status)
+    if filters.email:
+        stmt = stmt.where(Lead.email == filters.email.lower())
+    if filters.country:
+        stmt = stmt.where(Lead.country == filters.country)
+    if filters.language:
+        stmt = stmt.where(Lead.language == filters.language)
+    if filters.captured_from:
+        stmt = stmt.where(Lead.captured_at >= filters.captured_from)
+    if filters.captured_to:
+        stmt = stmt.where(Lead.captured_at < filters.captured_to)
+    return stmt
+
+
+async def list_leads(
+    session: AsyncSession, account_id: str, filters: LeadFilters, limit: int, cursor: str | None
+) -> tuple[list[Lead], str | None]:
+    """Newest first; the cursor is the (captured_at, id) of the last lead returned."""
+    stmt = _filtered(account_id, filters)
+    if cursor:
+        captured_raw, last_id = decode_cursor(cursor, 2)
+        try:
+            captured = dt.datetime.fromisoformat(str(captured_raw))
+        except ValueError:
+            raise field_error("cursor", "malformed cursor") from None
+        stmt = stmt.where(
+            or_(Lead.captured_at < captured, and_(Lead.captured_at == captured, Lead.id < last_id))
+        )
+    stmt = stmt.order_by(Lead.captured_at.desc(), Lead.id.desc()).limit(limit + 1)
+    leads = list((await session.execute(stmt)).scalars())
+    next_cursor = None
+    if len(leads) > limit:
+        leads = leads[:limit]
+        last = leads[-1]
+        next_cursor = encode_cursor([last.captured_at.isoformat(), last.id])
+    return leads, next_cursor
+
+
+async def get_lead(session: AsyncSession, account_id: str, lead_id: str) -> Lead | None:
+    return (
+        await session.execute(select(Lead).where(Lead.account_id == account_id, Lead.id == lead_id))
+    ).scalar_one_or_none()
+
+
+async def lead_events(session: AsyncSession, lead: Lead) -> list[tuple[Event, str]]:
+    rows = await session.execute(
+        select(Event, LeadEvent.role)
+        .join(LeadEvent, LeadEvent.event_id == Event.id)
+        .where(LeadEvent.lead_id == lead.id, LeadEvent.account_id == lead.account_id)
+        .order_by(Event.occurred_at, Event.id)
+    )
+    return [(event, role) for event, role in rows.tuples()]
+
+
+async def open_lead_counts(session: AsyncSession, account_id: str) -> dict[str, int]:
+    rows = await session.execute(
+        select(Lead.source_type, func.count())
+        .where(Lead.account_id == account_id, Lead.status == LeadStatus.OPEN.value)
+        .group_by(Lead.source_type)
+    )
+    return {source_type: count for source_type, count in rows.tuples()}
+
+
+async def list_groups(session: AsyncSession, account_id: str) -> list[LeadGroup]:
+    rows = await session.execute(
+        select(LeadGroup).where(LeadGroup.account_id == account_id).order_by(LeadGroup.position)
+    )
+    return list(rows.scalars())
+
+
+async def get_group(session: AsyncSession, account_id: str, key: str) -> LeadGroup | None:
+    return (
+        await session.execute(
+            select(LeadGroup).where(LeadGroup.account_id == account_id, LeadGroup.key == key)
+        )
+    ).scalar_one_or_none()

@@ -1,0 +1,87 @@
+"""The background worker: APScheduler jobs on the running asyncio loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from leadflow.config import Settings
+from leadflow.kit.clock import Clock, SystemClock
+from leadflow.kit.db import Database
+
+log = logging.getLogger("leadflow.worker")
+
+Job = Callable[[], Awaitable[None]]
+
+
+class Worker:
+    """Owns the scheduler. Create and start it inside the running event loop."""
+
+    def __init__(self, settings: Settings, db: Database, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.db = db
+        self.clock = clock or SystemClock()
+        self.scheduler: AsyncIOScheduler | None = None
+        self.jobs: dict[str, tuple[Job, float]] = {}
+
+    def add_job(self, name: str, job: Job, every_seconds: float) -> None:
+        self.jobs[name] = (job, every_seconds)
+
+    def start(self) -> None:
+        if self.db.dialect == "sqlite":
+            log.info("SQLite database: run a single worker process (no SKIP LOCKED on SQLite)")
+        self.scheduler = AsyncIOScheduler(timezone="UTC")
+        for name, (job, every) in self.jobs.items():
+            # max_instances=1 + coalesce: a slow tick never piles up behind itself.
+            self.scheduler.add_job(
+                _guarded(name, job),
+                "interval",
+                seconds=every,
+                id=name,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+            )
+        self.scheduler.start()
+        log.info("worker started with jobs: %s", ", ".join(self.jobs) or "(none yet)")
+
+    def shutdown(self) -> None:
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        self.scheduler = None
+
+
+def _guarded(name: str, job: Job) -> Job:
+    async def run() -> None:
+        try:
+            await job()
+        except Exception:
+            log.exception("job %s failed; it runs again at the next tick", name)
+
+    return run
+
+
+def build_worker(settings: Settings, db: Database, clock: Clock | None = None) -> Worker:
+    """The composition root for background jobs; later capabilities register theirs here."""
+    return Worker(settings, db, clock)
+
+
+async def run_worker(settings: Settings) -> None:
+    """``leadflow worker``: run jobs until SIGINT/SIGTERM."""
+    db = Database(settings.database_url, pool_size=settings.db_pool_size)
+    worker = build_worker(settings, db)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    worker.start()
+    try:
+        await stop.wait()
+    finally:
+        worker.shutdown()
+        await db.dispose()
+        log.info("worker stopped")
