@@ -102,3 +102,12 @@ def check_timezone(name: str) -> str:
     if name not in _timezones():
         raise ValueError(f"{name!r} is not an IANA time zone such as 'Europe/Berlin'")
     return name
+
+
+def format_money(amount: Decimal | None, currency: str | None) -> str | None:
+    """Decimal string with the currency's own number of decimals (``49.00``, ``5000`` JPY)."""
+    if amount is None:
+        return None
+    if currency is None:
+        return str(amount.normalize())
+    return str(amount.quantize(Decimal(1).scaleb(-currency_exponent(currency))))

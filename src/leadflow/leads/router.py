@@ -8,7 +8,7 @@ from pydantic import AwareDatetime
 
 from leadflow.deps import ClockDep, CurrentAccount, SessionDep
 from leadflow.domain import LeadStatus, SourceType
-from leadflow.kit.codes import normalize_country, normalize_language
+from leadflow.kit.codes import format_money, normalize_country, normalize_language
 from leadflow.kit.errors import error_responses, field_error, not_found
 from leadflow.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from leadflow.leads import service
@@ -43,7 +43,7 @@ def lead_view(lead: Lead) -> LeadOut:
             timezone=lead.timezone,
         ),
         products=[LeadProduct.model_validate(p) for p in lead.products],
-        amount=lead.amount,
+        amount=format_money(lead.amount, lead.currency),
         currency=lead.currency,
         recovery_url=lead.recovery_url,
         attributes=lead.attributes,

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,7 +21,7 @@ class LeadProduct(BaseModel):
     id: str
     name: str
     quantity: int
-    unit_price: Decimal | None = None
+    unit_price: str | None = Field(default=None, description="Decimal string.")
 
 
 class LeadOut(BaseModel):
@@ -32,7 +31,7 @@ class LeadOut(BaseModel):
     reference: str
     customer: LeadCustomer
     products: list[LeadProduct]
-    amount: Decimal | None = Field(description="Decimal string.")
+    amount: str | None = Field(description="Decimal string in `currency`.", examples=["49.00"])
     currency: str | None
     recovery_url: str | None
     attributes: dict[str, Any]

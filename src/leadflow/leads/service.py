@@ -82,7 +82,7 @@ async def lead_events(session: AsyncSession, lead: Lead) -> list[tuple[Event, st
         .where(LeadEvent.lead_id == lead.id, LeadEvent.account_id == lead.account_id)
         .order_by(Event.occurred_at, Event.id)
     )
-    return [(event, role) for event, role in rows.tuples()]
+    return [(event, role) for event, role in rows]
 
 
 async def open_lead_counts(session: AsyncSession, account_id: str) -> dict[str, int]:
@@ -91,7 +91,7 @@ async def open_lead_counts(session: AsyncSession, account_id: str) -> dict[str, 
         .where(Lead.account_id == account_id, Lead.status == LeadStatus.OPEN.value)
         .group_by(Lead.source_type)
     )
-    return {source_type: count for source_type, count in rows.tuples()}
+    return {source_type: count for source_type, count in rows}
 
 
 async def list_groups(session: AsyncSession, account_id: str) -> list[LeadGroup]:
