@@ -24,15 +24,15 @@ _admin_bearer = HTTPBearer(
 
 
 def get_settings(request: Request) -> Settings:
-    return request.app.state.settings  # type: ignore[no-any-return]
+    return request.app.state.settings
 
 
 def get_clock(request: Request) -> Clock:
-    return request.app.state.clock  # type: ignore[no-any-return]
+    return request.app.state.clock
 
 
 def get_database(request: Request) -> Database:
-    return request.app.state.db  # type: ignore[no-any-return]
+    return request.app.state.db
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

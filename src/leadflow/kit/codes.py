@@ -35,10 +35,10 @@ _LANGUAGE_TAG = re.compile(
 
 @cache
 def _countries() -> frozenset[str]:
-    territories = Locale("en").territories
+    codes = (code for code in Locale("en").territories if isinstance(code, str))
     return frozenset(
         code
-        for code in territories
+        for code in codes
         if len(code) == 2 and code.isalpha() and code not in _NOT_ISO_COUNTRIES
     )
 

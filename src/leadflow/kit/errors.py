@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -44,14 +44,14 @@ class AppError(Exception):
         detail: str | None = None,
         *,
         errors: Sequence[FieldProblem] | None = None,
-        headers: dict[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(detail or code)
         self.status = status
         self.code = code
         self.detail = detail
         self.errors = list(errors) if errors is not None else None
-        self.headers = headers
+        self.headers = dict(headers) if headers is not None else None
 
     def to_problem(self) -> Problem:
         return Problem(
@@ -91,13 +91,13 @@ def loc_to_field(loc: Iterable[Any], *, strip_source: bool = True) -> str:
     return out or "body"
 
 
-def _message(err: dict[str, Any]) -> str:
+def _message(err: Mapping[str, Any]) -> str:
     msg = str(err.get("msg", "invalid value"))
     return msg.removeprefix("Value error, ")
 
 
 def problems_from_validation(
-    errors: Iterable[dict[str, Any]], *, prefix: str = "", strip_source: bool = True
+    errors: Iterable[Mapping[str, Any]], *, prefix: str = "", strip_source: bool = True
 ) -> list[FieldProblem]:
     out = []
     for err in errors:

@@ -26,7 +26,7 @@ class LeadFilters:
     captured_to: dt.datetime | None = None
 
 
-def _filtered(account_id: str, filters: LeadFilters) -> Select[tuple[Lead]]:
+def _filtered(account_id: str, filters: LeadFilters) -> Select[Lead]:
     stmt = select(Lead).where(Lead.account_id == account_id)
     if filters.source_type:
         stmt = stmt.where(Lead.source_type == filters.source_type)

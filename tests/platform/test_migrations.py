@@ -1,0 +1,66 @@
+"""The Alembic scripts and the models agree, and migrate both ways on both databases."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect
+from sqlalchemy.engine import Connection
+
+from leadflow.kit.db import Database
+from leadflow.migrate import current_revision, downgrade, head_revision, upgrade
+from leadflow.models import Base
+from tests.conftest import _pg_url, create_pg_database, drop_pg_database, pg_or_skip
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def fresh_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """An empty database of its own, so migrating it down cannot disturb other tests."""
+    if request.param == "sqlite":
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}")
+        yield db
+        await db.dispose()
+        return
+    await pg_or_skip()
+    name = await create_pg_database()
+    db = Database(_pg_url(name))
+    try:
+        yield db
+    finally:
+        await db.dispose()
+        await drop_pg_database(name)
+
+
+def _tables(connection: Connection) -> set[str]:
+    return set(inspect(connection).get_table_names()) - {"alembic_version"}
+
+
+def _diff(connection: Connection) -> list[object]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, Base.metadata))
+
+
+async def test_upgrade_downgrade_upgrade(fresh_db: Database) -> None:
+    await upgrade(fresh_db.engine)
+    assert await current_revision(fresh_db.engine) == head_revision()
+    async with fresh_db.engine.connect() as conn:
+        assert await conn.run_sync(_tables) == set(Base.metadata.tables)
+
+    await downgrade(fresh_db.engine, "base")
+    assert await current_revision(fresh_db.engine) is None
+    async with fresh_db.engine.connect() as conn:
+        assert await conn.run_sync(_tables) == set()
+
+    await upgrade(fresh_db.engine)
+    assert await current_revision(fresh_db.engine) == head_revision()
+
+
+async def test_models_match_migrations(fresh_db: Database) -> None:
+    await upgrade(fresh_db.engine)
+    async with fresh_db.engine.connect() as conn:
+        diff = await conn.run_sync(_diff)
+    assert diff == [], f"models and migrations disagree; write a migration for: {diff}"
