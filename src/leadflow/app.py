@@ -12,6 +12,7 @@ from fastapi.openapi.utils import get_openapi
 
 from leadflow import __version__
 from leadflow.accounts.router import router as accounts_router
+from leadflow.campaigns.router import router as campaigns_router
 from leadflow.config import Settings
 from leadflow.health import router as health_router
 from leadflow.ingest.router import router as ingest_router
@@ -21,6 +22,7 @@ from leadflow.kit.db import Database
 from leadflow.kit.errors import FieldProblem, Problem, error_responses, install_error_handlers
 from leadflow.leads.router import router as leads_router
 from leadflow.migrate import upgrade
+from leadflow.tracking.router import router as tracking_router
 from leadflow.worker import Worker, build_worker
 
 log = logging.getLogger("leadflow")
@@ -68,7 +70,7 @@ def create_app(
             yield
         finally:
             if worker is not None:
-                worker.shutdown()
+                await worker.aclose()
             if owns_db:
                 await database.dispose()
 
@@ -86,6 +88,8 @@ def create_app(
     app.include_router(ingest_router)
     app.include_router(accounts_router)
     app.include_router(leads_router)
+    app.include_router(campaigns_router)
+    app.include_router(tracking_router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -26,6 +26,16 @@ class Settings(BaseSettings):
     max_batch_events: int = Field(default=1000, ge=1)
     attribution_days: int = Field(default=7, ge=1)
     dispatch_interval_seconds: float = Field(default=5.0, gt=0)
+    dispatch_batch_size: int = Field(default=100, ge=1, le=10_000)
+    dispatch_lease_seconds: int = Field(default=120, ge=5)
+    smtp_url: SecretStr | None = None
+    smtp_pool_size: int = Field(default=4, ge=1, le=100)
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    smtp_max_attempts: int = Field(default=12, ge=1)
+    smtp_retry_base_seconds: float = Field(default=30.0, gt=0)
+    smtp_retry_max_seconds: float = Field(default=900.0, gt=0)
+    outbox_dir: Path = Path("outbox")
+    mail_from: str = "leadflow@localhost"
     db_pool_size: int = Field(default=10, ge=1)
     environment: str = "development"
 

@@ -72,7 +72,9 @@ def require_admin(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_admin_bearer)],
 ) -> None:
-    if settings.admin_token is None:
+    # An empty token (``LEADFLOW_ADMIN_TOKEN=``) disables the admin API rather than
+    # letting a request without credentials match it.
+    if settings.admin_token is None or not settings.admin_token.get_secret_value():
         raise _unauthorized("The admin API is disabled: set LEADFLOW_ADMIN_TOKEN to enable it.")
     expected = settings.admin_token.get_secret_value().encode()
     offered = credentials.credentials.encode() if credentials is not None else b""

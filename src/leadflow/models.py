@@ -1,8 +1,26 @@
 """Imports every model so ``Base.metadata`` is complete (Alembic, tests)."""
 
 from leadflow.accounts.models import Account, ApiKey
+from leadflow.campaigns.models import Campaign, Variant
+from leadflow.dispatch.models import Enrollment, Message
 from leadflow.ingest.models import Event
 from leadflow.kit.db import Base
-from leadflow.leads.models import Lead, LeadEvent, LeadGroup
+from leadflow.leads.models import Conversion, Lead, LeadEvent, LeadGroup
+from leadflow.tracking.models import Suppression, Visit
 
-__all__ = ["Account", "ApiKey", "Base", "Event", "Lead", "LeadEvent", "LeadGroup"]
+__all__ = [
+    "Account",
+    "ApiKey",
+    "Base",
+    "Campaign",
+    "Conversion",
+    "Enrollment",
+    "Event",
+    "Lead",
+    "LeadEvent",
+    "LeadGroup",
+    "Message",
+    "Suppression",
+    "Variant",
+    "Visit",
+]

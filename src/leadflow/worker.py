@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from leadflow.config import Settings
+from leadflow.dispatch.dispatcher import Dispatcher
+from leadflow.dispatch.mail import MailTransport, build_transport
 from leadflow.kit.clock import Clock, SystemClock
 from leadflow.kit.db import Database
 
@@ -27,6 +29,7 @@ class Worker:
         self.clock = clock or SystemClock()
         self.scheduler: AsyncIOScheduler | None = None
         self.jobs: dict[str, tuple[Job, float]] = {}
+        self.closers: list[Callable[[], Awaitable[None]]] = []
 
     def add_job(self, name: str, job: Job, every_seconds: float) -> None:
         self.jobs[name] = (job, every_seconds)
@@ -54,6 +57,11 @@ class Worker:
             self.scheduler.shutdown(wait=False)
         self.scheduler = None
 
+    async def aclose(self) -> None:
+        self.shutdown()
+        for close in self.closers:
+            await close()
+
 
 def _guarded(name: str, job: Job) -> Job:
     async def run() -> None:
@@ -65,9 +73,33 @@ def _guarded(name: str, job: Job) -> Job:
     return run
 
 
-def build_worker(settings: Settings, db: Database, clock: Clock | None = None) -> Worker:
-    """The composition root for background jobs; later capabilities register theirs here."""
-    return Worker(settings, db, clock)
+def build_worker(
+    settings: Settings,
+    db: Database,
+    clock: Clock | None = None,
+    transport: MailTransport | None = None,
+) -> Worker:
+    """The composition root for background jobs and the adapters they use."""
+    worker = Worker(settings, db, clock)
+    mail = transport or build_transport(settings)
+    dispatcher = Dispatcher(settings, db, worker.clock, mail)
+
+    async def dispatch() -> None:
+        report = await dispatcher.run_once()
+        if report.claimed:
+            log.info(
+                "dispatch: %d claimed, %d sent, %d rescheduled, %d retried, %d failed, %d stopped",
+                report.claimed,
+                report.sent,
+                report.rescheduled,
+                report.retried,
+                report.failed,
+                report.stopped,
+            )
+
+    worker.add_job("dispatch", dispatch, settings.dispatch_interval_seconds)
+    worker.closers.append(mail.close)
+    return worker
 
 
 async def run_worker(settings: Settings) -> None:
@@ -82,6 +114,6 @@ async def run_worker(settings: Settings) -> None:
     try:
         await stop.wait()
     finally:
-        worker.shutdown()
+        await worker.aclose()
         await db.dispose()
         log.info("worker stopped")

@@ -27,6 +27,10 @@ class Account(Base):
     min_delays: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     # Kept in clear: verifying an HMAC needs the secret itself, unlike API keys.
     webhook_secret: Mapped[str] = mapped_column(Text)
+    # Signs unsubscribe and click tokens in emails.
+    link_secret: Mapped[str] = mapped_column(Text)
+    # Frequency cap per address across all campaigns.
+    min_hours_between_emails: Mapped[int] = mapped_column(default=12)
 
 
 class ApiKey(Base):

@@ -12,6 +12,13 @@ from leadflow.kit.durations import parse_duration
 MIN_DELAY_KEYS = tuple(s.value for s in DEFAULT_MIN_DELAYS)
 
 
+def _no_nul(value: str | None) -> str | None:
+    """PostgreSQL text cannot hold NUL characters: refuse them instead of failing to store."""
+    if value is not None and "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
 class AccountCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200, examples=["Acme Shop"])
@@ -19,6 +26,7 @@ class AccountCreate(BaseModel):
     @field_validator("name")
     @classmethod
     def _strip(cls, value: str) -> str:
+        _no_nul(value)
         if not value.strip():
             raise ValueError("name must not be blank")
         return value.strip()
@@ -68,7 +76,10 @@ class MinDelaysUpdate(BaseModel):
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
         if value is not None:
-            parse_duration(value)
+            try:
+                parse_duration(value)
+            except OverflowError:
+                raise ValueError(f"{value!r} is too long a duration") from None
         return value
 
 
@@ -86,6 +97,11 @@ class AccountSettingsUpdate(BaseModel):
     sender_name: str | None = Field(default=None, max_length=200)
     sender_email: EmailStr | None = None
     min_delays: MinDelaysUpdate | None = None
+
+    @field_validator("sender_name")
+    @classmethod
+    def _sender_name(cls, value: str | None) -> str | None:
+        return _no_nul(value)
 
     @field_validator("default_currency")
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -34,6 +35,8 @@ async def create_account(session: AsyncSession, name: str, now: dt.datetime) -> 
         timezone="UTC",
         min_delays={},
         webhook_secret=new_webhook_secret(),
+        link_secret=secrets.token_urlsafe(32),
+        min_hours_between_emails=12,
     )
     session.add(account)
     api_key = new_api_key()

@@ -176,8 +176,9 @@ async def receive_batch(
             )
             continue
         valid.append((index, parsed, _raw(item)))
-    # Stable lock order across concurrent batches: by item id.
-    valid.sort(key=lambda entry: entry[1].id)
+    # Stable lock order across concurrent batches: ingest_event locks each contact (email)
+    # until commit, so take them in email order, then by item id.
+    valid.sort(key=lambda entry: (entry[1].customer.email.lower(), entry[1].id))
     window = dt.timedelta(days=settings.attribution_days)
 
     async def work(session: AsyncSession) -> list[tuple[int, str, IngestResult]]:

@@ -12,9 +12,11 @@ from pydantic import (
     ConfigDict,
     EmailStr,
     Field,
+    ValidationError,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from leadflow.domain import EventType
 from leadflow.kit.codes import (
@@ -117,17 +119,41 @@ class EventIn(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> EventIn:
+        # Cross-field rules, each reported at the field it concerns (not at the body).
+        problems: list[tuple[tuple[str | int, ...], str]] = []
         if self.reference is None and self.type is not EventType.LEAD_OPT_IN:
-            raise ValueError(f"reference is required for {self.type.value} events")
+            problems.append((("reference",), f"reference is required for {self.type.value} events"))
         priced = self.amount is not None or any(p.unit_price is not None for p in self.products)
         if priced and self.currency is None:
-            raise ValueError("currency is required when amount or unit prices are given")
+            problems.append(
+                (("currency",), "currency is required when amount or unit prices are given")
+            )
         if self.currency is not None:
-            if self.amount is not None:
-                check_amount(self.amount, self.currency)
-            for product in self.products:
-                if product.unit_price is not None:
-                    check_amount(product.unit_price, self.currency)
+            amounts: list[tuple[tuple[str | int, ...], Decimal | None]] = [
+                (("amount",), self.amount)
+            ]
+            amounts += [
+                (("products", i, "unit_price"), p.unit_price) for i, p in enumerate(self.products)
+            ]
+            for loc, amount in amounts:
+                if amount is None:
+                    continue
+                try:
+                    check_amount(amount, self.currency)
+                except ValueError as exc:
+                    problems.append((loc, str(exc)))
+        if problems:
+            raise ValidationError.from_exception_data(
+                type(self).__name__,
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError("value_error", "{reason}", {"reason": reason}),
+                        loc=loc,
+                        input=None,
+                    )
+                    for loc, reason in problems
+                ],
+            )
         return self
 
 

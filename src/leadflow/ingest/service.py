@@ -9,11 +9,13 @@ from sqlalchemy import and_, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.accounts.models import Account
+from leadflow.campaigns.enrollment import enroll_new_lead
 from leadflow.domain import LEAD_SOURCE_BY_EVENT, EventType, LeadStatus
 from leadflow.ingest.models import Event
 from leadflow.ingest.schemas import EventIn, IngestResult
 from leadflow.kit.db import insert_for
 from leadflow.kit.ids import new_id
+from leadflow.leads.conversions import credit_conversion
 from leadflow.leads.models import Lead, LeadEvent
 
 GENERIC_SOURCE = "generic"
@@ -82,23 +84,19 @@ async def ingest_event(
         return await _replay(session, account.id, source, external_id)
 
     if event.type is EventType.ORDER_COMPLETED:
-        converted = await _convert_open_leads(
-            session,
-            account.id,
-            event_id,
-            event.reference,
-            email,
-            occurred_at,
-            attribution_window,
-            now,
-        )
+        purchase = await session.get_one(Event, event_id)
+        converted = await _convert_open_leads(session, purchase, attribution_window, now)
         result = IngestResult(
             event_id=event_id, type=event.type, duplicate=False, converted_lead_ids=converted
         )
     else:
-        lead = await _upsert_lead(session, account.id, event_id, event, email, occurred_at, now)
+        lead, created = await _upsert_lead(
+            session, account.id, event_id, event, email, occurred_at, now
+        )
         if lead.status == LeadStatus.OPEN:
             await _convert_by_earlier_purchase(session, lead, attribution_window, now)
+        if created and lead.status == LeadStatus.OPEN:
+            await enroll_new_lead(session, account, lead, now)
         result = IngestResult(
             event_id=event_id,
             type=event.type,
@@ -135,7 +133,7 @@ async def _upsert_lead(
     email: str,
     occurred_at: dt.datetime,
     now: dt.datetime,
-) -> Lead:
+) -> tuple[Lead, bool]:
     source_type = LEAD_SOURCE_BY_EVENT[event.type].value
     reference = event.reference or email
     details: dict[str, Any] = {
@@ -201,7 +199,7 @@ async def _upsert_lead(
         )
     )
     await session.flush()
-    return lead
+    return lead, created
 
 
 async def _convert_by_earlier_purchase(
@@ -209,26 +207,35 @@ async def _convert_by_earlier_purchase(
 ) -> None:
     """A purchase can arrive before the cart event it completes: look back for it."""
     purchase = (
-        await session.execute(
-            select(Event.id, Event.occurred_at)
-            .where(
-                Event.account_id == lead.account_id,
-                Event.type == EventType.ORDER_COMPLETED.value,
-                or_(
-                    Event.reference == lead.reference,
-                    and_(
-                        Event.email == lead.email,
-                        Event.occurred_at >= lead.captured_at,
-                        Event.occurred_at <= lead.captured_at + window,
+        (
+            await session.execute(
+                select(Event)
+                .where(
+                    Event.account_id == lead.account_id,
+                    Event.type == EventType.ORDER_COMPLETED.value,
+                    or_(
+                        Event.reference == lead.reference,
+                        and_(
+                            Event.email == lead.email,
+                            Event.occurred_at >= lead.captured_at,
+                            Event.occurred_at <= lead.captured_at + window,
+                        ),
                     ),
-                ),
+                )
+                .order_by(Event.occurred_at)
+                .limit(1)
             )
-            .order_by(Event.occurred_at)
-            .limit(1)
         )
-    ).first()
-    if purchase is None:
-        return
+        .scalars()
+        .first()
+    )
+    if purchase is not None:
+        await _convert(session, lead, purchase, window, now)
+
+
+async def _convert(
+    session: AsyncSession, lead: Lead, purchase: Event, window: dt.timedelta, now: dt.datetime
+) -> None:
     lead.status = LeadStatus.CONVERTED.value
     lead.converted_at = purchase.occurred_at
     lead.updated_at = now
@@ -238,30 +245,36 @@ async def _convert_by_earlier_purchase(
         )
     )
     await session.flush()
+    await credit_conversion(
+        session,
+        lead,
+        event_id=purchase.id,
+        amount=purchase.amount,
+        currency=purchase.currency,
+        converted_at=purchase.occurred_at,
+        window=window,
+        now=now,
+    )
 
 
 async def _convert_open_leads(
-    session: AsyncSession,
-    account_id: str,
-    event_id: str,
-    reference: str | None,
-    email: str,
-    occurred_at: dt.datetime,
-    window: dt.timedelta,
-    now: dt.datetime,
+    session: AsyncSession, purchase: Event, window: dt.timedelta, now: dt.datetime
 ) -> list[str]:
+    email, occurred_at = purchase.email, purchase.occurred_at
     match_email = and_(
         Lead.email == email,
         Lead.captured_at <= occurred_at,
         Lead.captured_at >= occurred_at - window,
     )
-    condition = or_(Lead.reference == reference, match_email) if reference else match_email
+    condition = or_(Lead.reference == purchase.reference, match_email)
     leads = (
         (
             await session.execute(
                 select(Lead)
                 .where(
-                    Lead.account_id == account_id, Lead.status == LeadStatus.OPEN.value, condition
+                    Lead.account_id == purchase.account_id,
+                    Lead.status == LeadStatus.OPEN.value,
+                    condition,
                 )
                 .order_by(Lead.id)
                 .with_for_update()
@@ -271,11 +284,5 @@ async def _convert_open_leads(
         .all()
     )
     for lead in leads:
-        lead.status = LeadStatus.CONVERTED.value
-        lead.converted_at = occurred_at
-        lead.updated_at = now
-        session.add(
-            LeadEvent(lead_id=lead.id, event_id=event_id, account_id=account_id, role="conversion")
-        )
-    await session.flush()
+        await _convert(session, lead, purchase, window, now)
     return [lead.id for lead in leads]

@@ -61,13 +61,65 @@ def verify_standard_webhook(
         raise _unauthorized("No signature in webhook-signature matches the account's secret.")
 
 
+# Deeper JSON is refused: it would exhaust the recursion limit when parsed or stored.
+MAX_JSON_DEPTH = 64
+
+
 def parse_json(body: bytes) -> Any:
+    """The body as JSON text in UTF-8 (RFC 8259 §8.1), holding only storable text."""
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        # json.loads(bytes) would also accept UTF-16/32, which the raw body can't be stored as.
+        data = json.loads(body.decode("utf-8").removeprefix("\ufeff"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise AppError(
             422,
             "malformed_json",
             f"The body is not valid JSON: {exc}",
             errors=[FieldProblem(field="body", message="malformed JSON")],
         ) from None
+    _check_storable(data)
+    return data
+
+
+def _storable(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # an unpaired surrogate, from a "\ud800" escape
+        return False
+    return True
+
+
+def _check_storable(data: Any) -> None:
+    """Refuse what JSON allows but PostgreSQL can't store (U+0000, unpaired surrogates) and
+    excessive nesting, as a client error naming the field instead of a failure to store."""
+    problems: list[FieldProblem] = []
+    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
+    while stack:
+        value, path, depth = stack.pop()
+        if isinstance(value, str):
+            if not _storable(value):
+                problems.append(FieldProblem(field=path or "body", message=_UNSTORABLE))
+        elif isinstance(value, list | dict):
+            if depth >= MAX_JSON_DEPTH:
+                problems.append(
+                    FieldProblem(
+                        field=path or "body", message=f"nested over {MAX_JSON_DEPTH} levels deep"
+                    )
+                )
+                break
+            if isinstance(value, list):
+                stack += [(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value)]
+                continue
+            for key, item in value.items():
+                if not _storable(key):
+                    problems.append(FieldProblem(field=path or "body", message=_UNSTORABLE_KEY))
+                stack.append((item, f"{path}.{key}" if path else key, depth + 1))
+    if problems:
+        problems.reverse()  # document order, as far as a depth-first walk allows
+        raise AppError(422, "validation_error", "The request has invalid fields.", errors=problems)
+
+
+_UNSTORABLE = "must not contain U+0000 or unpaired surrogates"
+_UNSTORABLE_KEY = "object keys must not contain U+0000 or unpaired surrogates"

@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 log = logging.getLogger("leadflow.errors")
 
@@ -101,6 +102,12 @@ def problems_from_validation(
 ) -> list[FieldProblem]:
     out = []
     for err in errors:
+        if err.get("type") == "json_invalid":
+            # FastAPI puts the character offset in ``loc`` ("body", 12): not a field name.
+            error = (err.get("ctx") or {}).get("error")
+            message = f"malformed JSON: {error}" if error else "malformed JSON"
+            out.append(FieldProblem(field=prefix or "body", message=message))
+            continue
         field = loc_to_field(err.get("loc", ()), strip_source=strip_source)
         if prefix:
             field = (
@@ -126,6 +133,20 @@ def problem_response(error: AppError) -> JSONResponse:
     )
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route takes at this path. Starlette's own ``Allow`` names only the
+    first matching route's, so ``GET`` and ``PUT`` declared separately would show ``GET``."""
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_: Request, exc: AppError) -> JSONResponse:
@@ -139,10 +160,13 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_").replace("-", "_")
         detail = exc.detail if isinstance(exc.detail, str) else None
-        return problem_response(AppError(exc.status_code, code, detail, headers=exc.headers))
+        headers = exc.headers
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+        return problem_response(AppError(exc.status_code, code, detail, headers=headers))
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -76,3 +76,23 @@ class LeadGroup(Base):
     position: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class Conversion(Base):
+    """A purchase matched to a lead, credited to the last follow-up sent before it (if any)."""
+
+    __tablename__ = "conversions"
+    __table_args__ = (Index("ix_conversions_campaign", "campaign_id", "variant_id", "step"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    lead_id: Mapped[str] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"), unique=True)
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    # Null when no follow-up was sent in the attribution window: not attributed.
+    campaign_id: Mapped[str | None] = mapped_column(String(40))
+    variant_id: Mapped[str | None] = mapped_column(String(40))
+    message_id: Mapped[str | None] = mapped_column(String(40))
+    step: Mapped[int | None]
+    amount: Mapped[Decimal | None] = mapped_column(Money())
+    currency: Mapped[str | None] = mapped_column(String(3))
+    converted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Annotated
 
@@ -61,6 +62,15 @@ def _code(field: str, value: str | None, normalize: Callable[[str], str]) -> str
         raise field_error(field, str(exc)) from None
 
 
+def _utc(field: str, value: dt.datetime | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:
+        raise field_error(field, "timestamp out of range") from None
+
+
 @router.get(
     "/v1/leads",
     tags=["leads"],
@@ -82,14 +92,16 @@ async def list_leads_route(
     cursor: str | None = None,
 ) -> Page[LeadOut]:
     """Newest first, with cursor pagination."""
+    if email is not None and "\x00" in email:
+        raise field_error("email", "must not contain NUL characters")
     filters = service.LeadFilters(
         source_type=source_type.value if source_type else None,
         status=status.value if status else None,
         email=email,
         country=_code("country", country, normalize_country),
         language=_code("language", language, normalize_language),
-        captured_from=captured_from,
-        captured_to=captured_to,
+        captured_from=_utc("captured_from", captured_from),
+        captured_to=_utc("captured_to", captured_to),
     )
     leads, next_cursor = await service.list_leads(session, account.id, filters, limit, cursor)
     return Page[LeadOut](items=[lead_view(lead) for lead in leads], next_cursor=next_cursor)

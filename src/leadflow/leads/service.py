@@ -54,8 +54,13 @@ async def list_leads(
         captured_raw, last_id = decode_cursor(cursor, 2)
         try:
             captured = dt.datetime.fromisoformat(str(captured_raw))
-        except ValueError:
+            if captured.tzinfo is None:
+                raise ValueError("naive timestamp")
+            captured = captured.astimezone(dt.UTC)
+        except (ValueError, OverflowError):
             raise field_error("cursor", "malformed cursor") from None
+        if not isinstance(last_id, str) or "\x00" in last_id:
+            raise field_error("cursor", "malformed cursor")
         stmt = stmt.where(
             or_(Lead.captured_at < captured, and_(Lead.captured_at == captured, Lead.id < last_id))
         )
@@ -70,6 +75,8 @@ async def list_leads(
 
 
 async def get_lead(session: AsyncSession, account_id: str, lead_id: str) -> Lead | None:
+    if "\x00" in lead_id:  # no id holds one, and PostgreSQL refuses it in a query
+        return None
     return (
         await session.execute(select(Lead).where(Lead.account_id == account_id, Lead.id == lead_id))
     ).scalar_one_or_none()
@@ -102,6 +109,8 @@ async def list_groups(session: AsyncSession, account_id: str) -> list[LeadGroup]
 
 
 async def get_group(session: AsyncSession, account_id: str, key: str) -> LeadGroup | None:
+    if "\x00" in key:  # no key holds one, and PostgreSQL refuses it in a query
+        return None
     return (
         await session.execute(
             select(LeadGroup).where(LeadGroup.account_id == account_id, LeadGroup.key == key)

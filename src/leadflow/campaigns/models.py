@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from leadflow.kit.db import Base, JSONType, UTCDateTime
+
+
+class Campaign(Base):
+    """A lead group with filters and follow-ups: the unit merchants switch on and off."""
+
+    __tablename__ = "campaigns"
+    __table_args__ = (
+        # Names are unique among live campaigns; archived ones keep theirs for history.
+        Index(
+            "uq_campaigns_account_live_name",
+            "account_id",
+            "name",
+            unique=True,
+            sqlite_where=text("archived_at IS NULL"),
+            postgresql_where=text("archived_at IS NULL"),
+        ),
+        Index("ix_campaigns_account_status", "account_id", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(32))
+    products: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    languages: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    countries: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    status: Mapped[str] = mapped_column(String(16))
+    starts_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    ends_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    priority: Mapped[int] = mapped_column(default=0)
+    # {"start": "09:00", "end": "20:00"} in the lead's local time, or null.
+    send_window: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    archived_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class Variant(Base):
+    """One set of 1-3 follow-up steps. Several live variants make an A/B test."""
+
+    __tablename__ = "variants"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    campaign_id: Mapped[str] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(100))
+    weight: Mapped[int] = mapped_column(default=1)
+    # [{"delay_seconds", "template" or "subject"/"html"/"text", "discount_code"}]
+    steps: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    archived_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

@@ -1,0 +1,370 @@
+"""Campaigns and their follow-up variants: validation and storage."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.accounts.models import Account
+from leadflow.accounts.service import min_delay
+from leadflow.campaigns.models import Campaign, Variant
+from leadflow.campaigns.schemas import CampaignIn, CampaignUpdate, StepIn, VariantIn, VariantUpdate
+from leadflow.dispatch.models import Enrollment
+from leadflow.dispatch.render import TemplateProblem, check_custom_template
+from leadflow.dispatch.templates.catalog import TEMPLATE_SOURCE_TYPES, is_template_key
+from leadflow.kit.durations import format_duration, parse_duration
+from leadflow.kit.errors import AppError, FieldProblem, field_error, not_found
+from leadflow.kit.ids import new_id
+
+_VAGUE_NAME = re.compile(
+    r"^(promo|promotion|test|campaign|kampagne|new|untitled|temp|tmp|foo|bar|asdf|draft|copy|x+|[a-z])"
+    r"[\s_-]*\d*$",
+    re.IGNORECASE,
+)
+
+
+def name_warnings(name: str) -> list[str]:
+    stripped = name.strip()
+    if _VAGUE_NAME.match(stripped) or len(stripped) < 4 or stripped.isdigit():
+        return [
+            f"The name {stripped!r} says little about the campaign; a descriptive name such as "
+            "'Abandoned carts DE - 10% off' helps your team find it later."
+        ]
+    return []
+
+
+def _source_min_delay(account: Account, source: str) -> dt.timedelta:
+    if source == "all":
+        return min(min_delay(account, s) for s in TEMPLATE_SOURCE_TYPES)
+    return min_delay(account, source)
+
+
+def _step_problems(
+    account: Account, source: str, steps: list[StepIn], prefix: str
+) -> list[FieldProblem]:
+    problems: list[FieldProblem] = []
+    minimum = _source_min_delay(account, source)
+    for index, step in enumerate(steps):
+        where = f"{prefix}steps[{index}]"
+        if index == 0 and parse_duration(step.delay) < minimum:
+            problems.append(
+                FieldProblem(
+                    field=f"{where}.delay",
+                    message=f"{step.delay} is below the account's minimum delay "
+                    f"{format_duration(minimum)} for {source} leads",
+                )
+            )
+        if step.template is not None and not is_template_key(step.template):
+            problems.append(
+                FieldProblem(
+                    field=f"{where}.template",
+                    message=f"unknown template {step.template!r}; see GET /v1/templates",
+                )
+            )
+        for part in ("subject", "html", "text"):
+            source_text = getattr(step, part)
+            if source_text is None:
+                continue
+            try:
+                check_custom_template(part, source_text)
+            except TemplateProblem as exc:
+                problems.append(FieldProblem(field=f"{where}.{part}", message=exc.message))
+    return problems
+
+
+def _stored_steps(steps: list[StepIn]) -> list[dict[str, Any]]:
+    return [
+        {
+            "delay_seconds": int(parse_duration(step.delay).total_seconds()),
+            "template": step.template,
+            "subject": step.subject,
+            "html": step.html,
+            "text": step.text,
+            "discount_code": step.discount_code,
+        }
+        for step in steps
+    ]
+
+
+def _invalid(problems: list[FieldProblem]) -> AppError:
+    return AppError(422, "validation_error", "The request has invalid fields.", errors=problems)
+
+
+async def _check_name_free(
+    session: AsyncSession, account_id: str, name: str, except_id: str | None = None
+) -> None:
+    stmt = select(Campaign.id).where(
+        Campaign.account_id == account_id,
+        Campaign.archived_at.is_(None),
+        func.lower(Campaign.name) == name.lower(),
+    )
+    if except_id:
+        stmt = stmt.where(Campaign.id != except_id)
+    if (await session.execute(stmt)).first() is not None:
+        raise AppError(
+            409,
+            "name_taken",
+            f"A campaign named {name!r} already exists.",
+            errors=[FieldProblem(field="name", message="already used by another campaign")],
+        )
+
+
+async def _flush(session: AsyncSession) -> None:
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise AppError(409, "conflict", "A concurrent change conflicted; retry.") from None
+
+
+def _new_variant(account_id: str, campaign_id: str, body: VariantIn, now: dt.datetime) -> Variant:
+    return Variant(
+        id=new_id("var"),
+        account_id=account_id,
+        campaign_id=campaign_id,
+        name=body.name,
+        weight=body.weight,
+        steps=_stored_steps(body.steps),
+        created_at=now,
+        updated_at=now,
+    )
+
+
+async def create_campaign(
+    session: AsyncSession, account: Account, body: CampaignIn, now: dt.datetime
+) -> Campaign:
+    problems: list[FieldProblem] = []
+    for index, variant in enumerate(body.variants):
+        problems += _step_problems(account, body.source, variant.steps, f"variants[{index}].")
+    names = [v.name for v in body.variants]
+    if len(set(names)) != len(names):
+        problems.append(FieldProblem(field="variants", message="variant names must be unique"))
+    if body.status == "active" and not body.variants:
+        problems.append(_needs_variant())
+    if problems:
+        raise _invalid(problems)
+    await _check_name_free(session, account.id, body.name)
+    campaign = Campaign(
+        id=new_id("cmp"),
+        account_id=account.id,
+        name=body.name.strip(),
+        description=body.description,
+        source=body.source,
+        products=body.products,
+        languages=body.languages,
+        countries=body.countries,
+        status=body.status,
+        starts_at=body.starts_at,
+        ends_at=body.ends_at,
+        priority=body.priority,
+        send_window=body.send_window.model_dump() if body.send_window else None,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(campaign)
+    for variant in body.variants:
+        session.add(_new_variant(account.id, campaign.id, variant, now))
+    await _flush(session)
+    return campaign
+
+
+def _needs_variant() -> FieldProblem:
+    return FieldProblem(
+        field="status", message="add at least one follow-up variant before activating"
+    )
+
+
+async def get_campaign(session: AsyncSession, account_id: str, campaign_id: str) -> Campaign:
+    campaign = (
+        await session.execute(
+            select(Campaign).where(Campaign.account_id == account_id, Campaign.id == campaign_id)
+        )
+    ).scalar_one_or_none()
+    if campaign is None:
+        raise not_found("campaign")
+    return campaign
+
+
+def _live(campaign: Campaign) -> None:
+    if campaign.archived_at is not None:
+        raise AppError(409, "archived", "The campaign is archived and cannot be changed.")
+
+
+async def live_variants(session: AsyncSession, campaign_id: str) -> list[Variant]:
+    rows = await session.execute(
+        select(Variant)
+        .where(Variant.campaign_id == campaign_id, Variant.archived_at.is_(None))
+        .order_by(Variant.created_at, Variant.id)
+    )
+    return list(rows.scalars())
+
+
+async def update_campaign(
+    session: AsyncSession,
+    account: Account,
+    campaign: Campaign,
+    body: CampaignUpdate,
+    now: dt.datetime,
+) -> Campaign:
+    _live(campaign)
+    changes = body.model_dump(exclude_unset=True)
+    if "name" in changes and changes["name"] is None:
+        raise field_error("name", "must not be null")
+    for required in ("source", "status", "products", "languages", "countries", "priority"):
+        if required in changes and changes[required] is None:
+            raise field_error(required, "must not be null")
+    starts = changes.get("starts_at", campaign.starts_at)
+    ends = changes.get("ends_at", campaign.ends_at)
+    if starts and ends and ends <= starts:
+        raise field_error("ends_at", "must be after starts_at")
+    variants = await live_variants(session, campaign.id)
+    if changes.get("status") == "active" and not variants:
+        raise _invalid([_needs_variant()])
+    new_source = changes.get("source", campaign.source)
+    if new_source != campaign.source:
+        minimum = _source_min_delay(account, new_source)
+        for variant in variants:
+            if dt.timedelta(seconds=variant.steps[0]["delay_seconds"]) < minimum:
+                raise field_error(
+                    "source",
+                    f"variant {variant.name!r} starts after less than the minimum delay "
+                    f"{format_duration(minimum)} for {new_source} leads",
+                )
+    if "name" in changes:
+        changes["name"] = changes["name"].strip()
+        await _check_name_free(session, account.id, changes["name"], except_id=campaign.id)
+    for field, value in changes.items():
+        if field == "send_window":
+            value = body.send_window.model_dump() if body.send_window else None
+        setattr(campaign, field, value)
+    campaign.updated_at = now
+    await _flush(session)
+    return campaign
+
+
+async def archive_campaign(session: AsyncSession, campaign: Campaign, now: dt.datetime) -> Campaign:
+    if campaign.archived_at is None:
+        campaign.archived_at = now
+        campaign.status = "inactive"
+        campaign.updated_at = now
+        await session.flush()
+    return campaign
+
+
+async def add_variant(
+    session: AsyncSession, account: Account, campaign: Campaign, body: VariantIn, now: dt.datetime
+) -> Variant:
+    _live(campaign)
+    problems = _step_problems(account, campaign.source, body.steps, "")
+    if problems:
+        raise _invalid(problems)
+    if any(v.name == body.name for v in await live_variants(session, campaign.id)):
+        raise AppError(
+            409,
+            "name_taken",
+            f"The campaign already has a variant named {body.name!r}.",
+            errors=[FieldProblem(field="name", message="already used in this campaign")],
+        )
+    variant = _new_variant(account.id, campaign.id, body, now)
+    session.add(variant)
+    campaign.updated_at = now
+    await _flush(session)
+    return variant
+
+
+async def get_variant(session: AsyncSession, campaign: Campaign, variant_id: str) -> Variant:
+    variant = (
+        await session.execute(
+            select(Variant).where(
+                Variant.campaign_id == campaign.id,
+                Variant.id == variant_id,
+                Variant.archived_at.is_(None),
+            )
+        )
+    ).scalar_one_or_none()
+    if variant is None:
+        raise not_found("variant")
+    return variant
+
+
+async def update_variant(
+    session: AsyncSession,
+    account: Account,
+    campaign: Campaign,
+    variant: Variant,
+    body: VariantUpdate,
+    now: dt.datetime,
+) -> Variant:
+    """Edits apply to follow-ups not sent yet; sent ones keep what was sent."""
+    _live(campaign)
+    if body.steps is not None:
+        problems = _step_problems(account, campaign.source, body.steps, "")
+        if problems:
+            raise _invalid(problems)
+        variant.steps = _stored_steps(body.steps)
+    if body.name is not None and body.name != variant.name:
+        if any(v.name == body.name for v in await live_variants(session, campaign.id)):
+            raise field_error("name", "already used in this campaign", status=409)
+        variant.name = body.name
+    if body.weight is not None:
+        variant.weight = body.weight
+    variant.updated_at = campaign.updated_at = now
+    await _flush(session)
+    return variant
+
+
+async def delete_variant(
+    session: AsyncSession, campaign: Campaign, variant: Variant, now: dt.datetime
+) -> None:
+    """Archives the variant: new leads stop going to it; its in-flight leads are stopped."""
+    _live(campaign)
+    variants = await live_variants(session, campaign.id)
+    if len(variants) == 1 and campaign.status == "active":
+        raise AppError(
+            409,
+            "last_variant",
+            "An active campaign needs at least one variant: deactivate it first.",
+        )
+    used = (
+        await session.execute(
+            select(Enrollment.id).where(Enrollment.variant_id == variant.id).limit(1)
+        )
+    ).first()
+    if used is None:
+        await session.delete(variant)
+    else:
+        variant.archived_at = now
+    campaign.updated_at = now
+    await session.flush()
+
+
+async def list_campaigns(
+    session: AsyncSession, account_id: str, include_archived: bool, limit: int, after_id: str | None
+) -> list[Campaign]:
+    stmt = select(Campaign).where(Campaign.account_id == account_id)
+    if not include_archived:
+        stmt = stmt.where(Campaign.archived_at.is_(None))
+    if after_id:
+        stmt = stmt.where(Campaign.id > after_id)
+    stmt = stmt.order_by(Campaign.id).limit(limit + 1)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def variants_by_campaign(
+    session: AsyncSession, campaign_ids: list[str]
+) -> dict[str, list[Variant]]:
+    out: dict[str, list[Variant]] = {cid: [] for cid in campaign_ids}
+    if not campaign_ids:
+        return out
+    rows = await session.execute(
+        select(Variant)
+        .where(Variant.campaign_id.in_(campaign_ids), Variant.archived_at.is_(None))
+        .order_by(Variant.created_at, Variant.id)
+    )
+    for variant in rows.scalars():
+        out[variant.campaign_id].append(variant)
+    return out

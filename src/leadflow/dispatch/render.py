@@ -1,0 +1,127 @@
+"""Rendering follow-ups: predefined or merchant templates, always in a Jinja2 sandbox."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import cache
+from typing import Any
+
+from babel import Locale, UnknownLocaleError
+from babel.numbers import format_currency
+from jinja2 import StrictUndefined, TemplateSyntaxError, meta
+from jinja2.exceptions import SecurityError, TemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from leadflow.dispatch.templates.catalog import TEMPLATE_VARIABLES, get_template
+
+MAX_TEMPLATE_CHARS = 100_000
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    html: str
+    text: str
+
+
+class TemplateProblem(ValueError):
+    """A merchant template that cannot be used; ``part`` is subject, html or text."""
+
+    def __init__(self, part: str, message: str) -> None:
+        super().__init__(message)
+        self.part = part
+        self.message = message
+
+
+@cache
+def _env(autoescape: bool) -> ImmutableSandboxedEnvironment:
+    # Immutable sandbox: no attribute walking to __class__/__globals__, no mutating lists.
+    return ImmutableSandboxedEnvironment(
+        undefined=StrictUndefined, autoescape=autoescape, keep_trailing_newline=True
+    )
+
+
+def _render(source: str, context: dict[str, Any], *, html: bool) -> str:
+    return _env(html).from_string(source).render(context)
+
+
+def _one_line(subject: str) -> str:
+    # Variables (a first name with a newline) must never add headers.
+    return " ".join(subject.replace("\r", " ").replace("\n", " ").split())
+
+
+def render_step(step: dict[str, Any], context: dict[str, Any], language: str | None) -> Rendered:
+    """Render one stored step (predefined ``template`` key or custom subject/html/text)."""
+    context = {**context, "discount_code": step.get("discount_code")}
+    if step.get("template"):
+        template = get_template(step["template"], language)
+        sources = (template.subject, template.html, template.text)
+    else:
+        sources = (step["subject"], step["html"], step["text"])
+    subject, html, text = sources
+    return Rendered(
+        subject=_one_line(_render(subject, context, html=False)),
+        html=_render(html, context, html=True),
+        text=_render(text, context, html=False),
+    )
+
+
+def sample_context() -> dict[str, Any]:
+    return {
+        "first_name": "Jane",
+        "last_name": "Doe",
+        "products": [{"name": "Pro plan", "quantity": 1, "unit_price": "€49.00"}],
+        "amount": "€49.00",
+        "recovery_url": "https://example.com/recover",
+        "unsubscribe_url": "https://example.com/unsubscribe",
+        "merchant_name": "Example Shop",
+        "discount_code": "WELCOME10",
+    }
+
+
+def check_custom_template(part: str, source: str) -> None:
+    """Refuse a merchant template that does not parse, uses unknown variables or is unsafe."""
+    if len(source) > MAX_TEMPLATE_CHARS:
+        raise TemplateProblem(part, f"longer than {MAX_TEMPLATE_CHARS} characters")
+    if part == "subject" and ("\r" in source or "\n" in source):
+        raise TemplateProblem(part, "the subject must be a single line (no CR or LF)")
+    env = _env(part == "html")
+    try:
+        ast = env.parse(source)
+    except TemplateSyntaxError as exc:
+        raise TemplateProblem(part, f"syntax error on line {exc.lineno}: {exc.message}") from None
+    unknown = sorted(meta.find_undeclared_variables(ast) - set(TEMPLATE_VARIABLES))
+    if unknown:
+        raise TemplateProblem(
+            part,
+            f"unknown variable(s): {', '.join(unknown)}; "
+            f"available: {', '.join(TEMPLATE_VARIABLES)}",
+        )
+    try:
+        env.from_string(source).render(sample_context())
+    except SecurityError as exc:
+        raise TemplateProblem(part, f"refused by the template sandbox: {exc}") from None
+    except TemplateError as exc:
+        raise TemplateProblem(part, f"cannot be rendered: {exc}") from None
+    except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
+        raise TemplateProblem(part, f"cannot be rendered: {exc}") from None
+
+
+def babel_locale(language: str | None) -> Locale:
+    if language:
+        try:
+            return Locale.parse(language, sep="-")
+        except (UnknownLocaleError, ValueError):
+            try:
+                return Locale.parse(language.split("-")[0])
+            except (UnknownLocaleError, ValueError):
+                pass
+    return Locale("en")
+
+
+def money(amount: Decimal | str | None, currency: str | None, language: str | None) -> str | None:
+    """``49.00 EUR`` for ``de`` -> ``49,00 €``; None stays None."""
+    if amount is None or currency is None:
+        return None
+    return format_currency(Decimal(str(amount)), currency, locale=babel_locale(language))

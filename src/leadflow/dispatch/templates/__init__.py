@@ -1,0 +1,1 @@
+"""Predefined, localized follow-up templates."""
