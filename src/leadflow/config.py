@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./leadflow.db"
@@ -36,6 +37,14 @@ class Settings(BaseSettings):
     smtp_retry_max_seconds: float = Field(default=900.0, gt=0)
     outbox_dir: Path = Path("outbox")
     mail_from: str = "leadflow@localhost"
+    iln_allow_private: bool = False
+    iln_retry_schedule: str = "5s,5m,30m,2h,5h,10h,14h,20h,24h"
+    iln_interval_seconds: float = Field(default=2.0, gt=0)
+    iln_batch_size: int = Field(default=100, ge=1)
+    iln_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    iln_read_timeout_seconds: float = Field(default=10.0, gt=0)
+    iln_lease_seconds: int = Field(default=300, ge=10)
+    iln_secret_rotation_hours: int = Field(default=24, ge=0)
     db_pool_size: int = Field(default=10, ge=1)
     environment: str = "development"
 
@@ -46,6 +55,16 @@ class Settings(BaseSettings):
             raise ValueError("LEADFLOW_ADMIN_TOKEN must be at least 24 characters in production")
         return self
 
+    @field_validator("iln_retry_schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        parse_schedule(value)
+        return value
+
+    @property
+    def iln_retry_delays(self) -> list[dt.timedelta]:
+        return parse_schedule(self.iln_retry_schedule)
+
     @cached_property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
@@ -53,6 +72,20 @@ class Settings(BaseSettings):
     @property
     def migrations_dir(self) -> Path:
         return find_migrations_dir()
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_schedule(text: str) -> list[dt.timedelta]:
+    """``"5s,5m,30m,2h"`` -> timedeltas (the waits between delivery attempts)."""
+    delays = []
+    for part in text.split(","):
+        part = part.strip().lower()
+        if len(part) < 2 or part[-1] not in _UNITS or not part[:-1].isdigit():
+            raise ValueError(f"{part!r} is not a delay like 5s, 5m, 2h or 1d")
+        delays.append(dt.timedelta(seconds=int(part[:-1]) * _UNITS[part[-1]]))
+    return delays
 
 
 def find_migrations_dir() -> Path:

@@ -6,6 +6,7 @@ from leadflow.dispatch.models import Enrollment, Message
 from leadflow.ingest.models import Event
 from leadflow.kit.db import Base
 from leadflow.leads.models import Conversion, Lead, LeadEvent, LeadGroup
+from leadflow.notifications.models import IlnDelivery, IlnEndpoint
 from leadflow.tracking.models import Suppression, Visit
 
 __all__ = [
@@ -16,6 +17,8 @@ __all__ = [
     "Conversion",
     "Enrollment",
     "Event",
+    "IlnDelivery",
+    "IlnEndpoint",
     "Lead",
     "LeadEvent",
     "LeadGroup",

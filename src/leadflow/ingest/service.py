@@ -214,7 +214,13 @@ async def _convert_by_earlier_purchase(
                     Event.account_id == lead.account_id,
                     Event.type == EventType.ORDER_COMPLETED.value,
                     or_(
-                        Event.reference == lead.reference,
+                        # Same reference: the same checkout or subscription, but not an older
+                        # billing cycle (a renewal lead must not be converted by last year's
+                        # payment). The window tolerates platforms that date the event late.
+                        and_(
+                            Event.reference == lead.reference,
+                            Event.occurred_at >= lead.captured_at - window,
+                        ),
                         and_(
                             Event.email == lead.email,
                             Event.occurred_at >= lead.captured_at,
@@ -266,7 +272,10 @@ async def _convert_open_leads(
         Lead.captured_at <= occurred_at,
         Lead.captured_at >= occurred_at - window,
     )
-    condition = or_(Lead.reference == purchase.reference, match_email)
+    match_reference = and_(
+        Lead.reference == purchase.reference, Lead.captured_at <= occurred_at + window
+    )
+    condition = or_(match_reference, match_email)
     leads = (
         (
             await session.execute(
