@@ -22,6 +22,8 @@ from leadflow.kit.db import Database
 from leadflow.kit.errors import FieldProblem, Problem, error_responses, install_error_handlers
 from leadflow.leads.router import router as leads_router
 from leadflow.migrate import upgrade
+from leadflow.notifications.router import document_notifications
+from leadflow.notifications.router import router as notifications_router
 from leadflow.tracking.router import router as tracking_router
 from leadflow.worker import Worker, build_worker
 
@@ -71,6 +73,9 @@ def create_app(
         finally:
             if worker is not None:
                 await worker.aclose()
+            notifier = getattr(app.state, "notifier", None)
+            if notifier is not None:
+                await notifier.aclose()
             if owns_db:
                 await database.dispose()
 
@@ -90,6 +95,8 @@ def create_app(
     app.include_router(leads_router)
     app.include_router(campaigns_router)
     app.include_router(tracking_router)
+    app.include_router(notifications_router)
+    document_notifications(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
@@ -98,7 +105,11 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema:
         return app.openapi_schema
     schema = get_openapi(
-        title=app.title, version=app.version, description=app.description, routes=app.routes
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+        webhooks=app.webhooks.routes,
     )
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     for model in _EXTRA_SCHEMAS:

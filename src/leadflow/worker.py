@@ -14,6 +14,7 @@ from leadflow.dispatch.dispatcher import Dispatcher
 from leadflow.dispatch.mail import MailTransport, build_transport
 from leadflow.kit.clock import Clock, SystemClock
 from leadflow.kit.db import Database
+from leadflow.notifications.delivery import Notifier
 
 log = logging.getLogger("leadflow.worker")
 
@@ -99,6 +100,10 @@ def build_worker(
 
     worker.add_job("dispatch", dispatch, settings.dispatch_interval_seconds)
     worker.closers.append(mail.close)
+
+    notifier = Notifier(settings, db, worker.clock)
+    worker.add_job("iln", notifier.tick, settings.iln_interval_seconds)
+    worker.closers.append(notifier.aclose)
     return worker
 
 

@@ -5,7 +5,16 @@ import re
 from collections.abc import Callable
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from leadflow.kit.codes import normalize_country, normalize_language
 from leadflow.kit.durations import parse_duration
@@ -13,6 +22,9 @@ from leadflow.kit.durations import parse_duration
 CampaignSource = Literal["all", "unfinished_order", "abandoned_checkout", "trial", "renewal"]
 CampaignStatus = Literal["active", "inactive"]
 MAX_STEPS = 3
+# A follow-up more than a year after the previous one is no follow-up; the cap also keeps
+# "capture time + delay" inside the datetime range (P999999999D crashed enrollment).
+MAX_DELAY = dt.timedelta(days=365)
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
@@ -56,7 +68,12 @@ class StepIn(BaseModel):
     @field_validator("delay")
     @classmethod
     def _delay(cls, value: str) -> str:
-        parse_duration(value)
+        try:
+            delay = parse_duration(value)
+        except OverflowError:
+            raise ValueError(f"{value!r} is too long a delay") from None
+        if delay > MAX_DELAY:
+            raise ValueError(f"{value!r} is longer than the maximum delay P{MAX_DELAY.days}D")
         return value
 
     @model_validator(mode="after")
@@ -99,6 +116,24 @@ class VariantUpdate(BaseModel):
         return _check_step_count(steps) if steps is not None else None
 
 
+def _name(value: str) -> str:
+    stripped = value.strip()
+    if not stripped:
+        raise ValueError("name must not be blank")
+    return stripped
+
+
+def _product_ids(values: list[str]) -> list[str]:
+    if any(not v.strip() or len(v) > 255 for v in values):
+        raise ValueError("product ids must be 1-255 characters")
+    return list(dict.fromkeys(values))
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    # Stored and read back in UTC: answer a write the way a later read will.
+    return value.astimezone(dt.UTC) if value is not None else None
+
+
 def _codes(values: list[str], normalize: Callable[[str], str]) -> list[str]:
     out: list[str] = []
     for value in values:
@@ -138,9 +173,12 @@ class CampaignFields(BaseModel):
     @field_validator("products")
     @classmethod
     def _products(cls, values: list[str]) -> list[str]:
-        if any(not v.strip() or len(v) > 255 for v in values):
-            raise ValueError("product ids must be 1-255 characters")
-        return list(dict.fromkeys(values))
+        return _product_ids(values)
+
+    @field_validator("starts_at", "ends_at")
+    @classmethod
+    def _in_utc(cls, value: dt.datetime | None) -> dt.datetime | None:
+        return _utc(value)
 
 
 class CampaignIn(CampaignFields):
@@ -153,10 +191,25 @@ class CampaignIn(CampaignFields):
     )
     variants: list[VariantIn] = Field(default_factory=list, max_length=10)
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _name(value)
+
     @model_validator(mode="after")
     def _schedule(self) -> CampaignIn:
         if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
-            raise ValueError("ends_at must be after starts_at")
+            # Reported at `ends_at` (as PATCH does), not at the body.
+            raise ValidationError.from_exception_data(
+                type(self).__name__,
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError("value_error", "ends_at must be after starts_at"),
+                        loc=("ends_at",),
+                        input=self.ends_at,
+                    )
+                ],
+            )
         return self
 
 
@@ -175,6 +228,21 @@ class CampaignUpdate(BaseModel):
     ends_at: AwareDatetime | None = None
     priority: int | None = Field(default=None, ge=-1000, le=1000)
     send_window: SendWindow | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        return _name(value) if value is not None else None
+
+    @field_validator("products")
+    @classmethod
+    def _products(cls, values: list[str] | None) -> list[str] | None:
+        return _product_ids(values) if values is not None else None
+
+    @field_validator("starts_at", "ends_at")
+    @classmethod
+    def _in_utc(cls, value: dt.datetime | None) -> dt.datetime | None:
+        return _utc(value)
 
     @field_validator("languages")
     @classmethod

@@ -20,6 +20,7 @@ from leadflow.dispatch.templates.catalog import TEMPLATE_SOURCE_TYPES, is_templa
 from leadflow.kit.durations import format_duration, parse_duration
 from leadflow.kit.errors import AppError, FieldProblem, field_error, not_found
 from leadflow.kit.ids import new_id
+from leadflow.notifications import events
 
 _VAGUE_NAME = re.compile(
     r"^(promo|promotion|test|campaign|kampagne|new|untitled|temp|tmp|foo|bar|asdf|draft|copy|x+|[a-z])"
@@ -169,6 +170,8 @@ async def create_campaign(
     for variant in body.variants:
         session.add(_new_variant(account.id, campaign.id, variant, now))
     await _flush(session)
+    if campaign.status == "active":
+        await events.campaign_status_changed(session, campaign, now)
     return campaign
 
 
@@ -237,21 +240,27 @@ async def update_campaign(
     if "name" in changes:
         changes["name"] = changes["name"].strip()
         await _check_name_free(session, account.id, changes["name"], except_id=campaign.id)
+    was_status = campaign.status
     for field, value in changes.items():
         if field == "send_window":
             value = body.send_window.model_dump() if body.send_window else None
         setattr(campaign, field, value)
     campaign.updated_at = now
     await _flush(session)
+    if campaign.status != was_status:
+        await events.campaign_status_changed(session, campaign, now)
     return campaign
 
 
 async def archive_campaign(session: AsyncSession, campaign: Campaign, now: dt.datetime) -> Campaign:
     if campaign.archived_at is None:
+        was_active = campaign.status == "active"
         campaign.archived_at = now
         campaign.status = "inactive"
         campaign.updated_at = now
         await session.flush()
+        if was_active:
+            await events.campaign_status_changed(session, campaign, now)
     return campaign
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import email.policy
+from email.headerregistry import HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 from typing import Any
@@ -11,6 +13,20 @@ from leadflow.accounts.models import Account
 from leadflow.dispatch.render import Rendered, money
 from leadflow.leads.models import Lead
 from leadflow.tracking.tokens import CLICK, UNSUBSCRIBE, make_token
+
+
+class _UnfoldedHeader(UnstructuredHeader):
+    """A header written as is: an ``<URL>`` longer than 78 characters cannot be folded, and
+    the default policy would turn it into RFC 2047 encoded-words that no mailbox provider
+    reads as a link. URLs are ASCII and well under the 998-character line limit."""
+
+    def fold(self, *, policy: email.policy.Policy) -> str:  # type: ignore[override]
+        return f"{self.name}: {self}{policy.linesep}"
+
+
+_HEADERS = HeaderRegistry()
+_HEADERS.map_to_type("list-unsubscribe", _UnfoldedHeader)
+MAIL_POLICY = email.policy.default.clone(header_factory=_HEADERS)
 
 
 def unsubscribe_url(base_url: str, account: Account, lead: Lead) -> str:
@@ -61,7 +77,7 @@ def build_email(
     list_unsubscribe: str,
     now: dt.datetime,
 ) -> EmailMessage:
-    message = EmailMessage()
+    message = EmailMessage(policy=MAIL_POLICY)
     message["From"] = from_header
     message["To"] = to
     message["Subject"] = rendered.subject

@@ -9,7 +9,7 @@ import secrets
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.accounts.models import Account
@@ -27,6 +27,7 @@ from leadflow.kit.clock import Clock
 from leadflow.kit.db import Database, insert_for
 from leadflow.kit.ids import new_id
 from leadflow.leads.models import Lead, LeadGroup
+from leadflow.notifications import events
 from leadflow.tracking.models import Suppression
 
 log = logging.getLogger("leadflow.dispatch")
@@ -198,6 +199,7 @@ class Dispatcher:
             report.skipped += 1  # the lease expired and another worker took over
             return None
         lead = await session.get_one(Lead, enrollment.lead_id)
+        await self._lock_recipient(session, enrollment, lead)
         campaign = await session.get_one(Campaign, enrollment.campaign_id)
         variant = await session.get_one(Variant, enrollment.variant_id)
         account = await session.get_one(Account, enrollment.account_id)
@@ -285,7 +287,28 @@ class Dispatcher:
             finish()
             return None
         message = await session.get_one(Message, message_id)
-        return self._compose(account, lead, variant, enrollment, message, now, report)
+        return await self._compose(
+            session, account, lead, variant, enrollment, message, now, report
+        )
+
+    async def _lock_recipient(
+        self, session: AsyncSession, enrollment: Enrollment, lead: Lead
+    ) -> None:
+        """Serialise the decisions about one address until this transaction ends, so the
+        frequency cap sees a follow-up another enrollment (same tick, other worker) records."""
+        if session.get_bind().dialect.name == "postgresql":
+            await session.execute(
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+                {"key": f"dispatch:{enrollment.account_id}:{lead.email}"},
+            )
+        else:
+            # SQLite has one writer: writing first takes the write lock now, so the reads
+            # below come after any other worker's committed message.
+            await session.execute(
+                update(Enrollment)
+                .where(Enrollment.id == enrollment.id)
+                .values(updated_at=self.clock.now())
+            )
 
     async def _resume(
         self,
@@ -335,10 +358,13 @@ class Dispatcher:
         await session.refresh(message)
         lead = await session.get_one(Lead, enrollment.lead_id)
         account = await session.get_one(Account, enrollment.account_id)
-        return self._compose(account, lead, variant, enrollment, message, now, report)
+        return await self._compose(
+            session, account, lead, variant, enrollment, message, now, report
+        )
 
-    def _compose(
+    async def _compose(
         self,
+        session: AsyncSession,
         account: Account,
         lead: Lead,
         variant: Variant,
@@ -361,6 +387,7 @@ class Dispatcher:
             enrollment.stop_reason = "template_error"
             report.failed += 1
             _release_lease(enrollment, now)
+            await events.followup_failed(session, message, message.last_error, now)
             return None
         from_header = sender(account, self.settings.mail_from)
         email = build_email(
@@ -468,8 +495,12 @@ class Dispatcher:
                 .values(**values)
                 .returning(Enrollment.id)
             )
+            message = await session.get_one(Message, out.message_id)
+            await events.followup_sent(session, message, now)
             if advanced.scalar_one_or_none() is not None and out.next_delay is None:
                 report.completed += 1
+                enrollment = await session.get_one(Enrollment, out.enrollment_id)
+                await events.followups_completed(session, enrollment, out.step, now)
         report.sent += 1
 
     async def _after_failure(
@@ -498,6 +529,8 @@ class Dispatcher:
                     enrollment.state = "stopped"
                     enrollment.stop_reason = "smtp_rejected" if permanent else "smtp_unavailable"
                 report.failed += 1
+                message = await session.get_one(Message, out.message_id)
+                await events.followup_failed(session, message, error[:2000], now)
                 log.warning("follow-up %s failed for good: %s", out.message_id, error)
             else:
                 enrollment.next_due_at = now + retry_delay(

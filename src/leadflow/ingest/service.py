@@ -17,6 +17,7 @@ from leadflow.kit.db import insert_for
 from leadflow.kit.ids import new_id
 from leadflow.leads.conversions import credit_conversion
 from leadflow.leads.models import Lead, LeadEvent
+from leadflow.notifications import events
 
 GENERIC_SOURCE = "generic"
 
@@ -97,6 +98,8 @@ async def ingest_event(
             await _convert_by_earlier_purchase(session, lead, attribution_window, now)
         if created and lead.status == LeadStatus.OPEN:
             await enroll_new_lead(session, account, lead, now)
+        if created:
+            await events.lead_captured(session, lead, now)
         result = IngestResult(
             event_id=event_id,
             type=event.type,
@@ -251,7 +254,7 @@ async def _convert(
         )
     )
     await session.flush()
-    await credit_conversion(
+    conversion = await credit_conversion(
         session,
         lead,
         event_id=purchase.id,
@@ -261,6 +264,7 @@ async def _convert(
         window=window,
         now=now,
     )
+    await events.lead_converted(session, lead, conversion, now)
 
 
 async def _convert_open_leads(

@@ -26,7 +26,8 @@ async def credit_conversion(
     converted_at: dt.datetime,
     window: dt.timedelta,
     now: dt.datetime,
-) -> None:
+) -> Conversion:
+    """Stop the lead's sequence and record the conversion (once per lead); returns it."""
     await session.execute(
         update(Enrollment)
         .where(Enrollment.lead_id == lead.id, Enrollment.state == "active")
@@ -71,3 +72,6 @@ async def credit_conversion(
         )
         .on_conflict_do_nothing(index_elements=["lead_id"])
     )
+    return (
+        await session.execute(select(Conversion).where(Conversion.lead_id == lead.id))
+    ).scalar_one()

@@ -6,7 +6,7 @@ import datetime as dt
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, create_model
 
 from leadflow.leads.schemas import LeadOut
 
@@ -170,3 +170,14 @@ PAYLOAD_MODELS: dict[str, type[BaseModel]] = {
     IlnEventType.CAMPAIGN_DEACTIVATED: CampaignStatusData,
     IlnEventType.PING: PingData,
 }
+
+
+def notification_model(event_type: str) -> type[BaseModel]:
+    """The full body of one event type (for the OpenAPI `webhooks` section)."""
+    name = "".join(part.title() for part in event_type.replace(".", "_").split("_"))
+    return create_model(
+        f"{name}Notification",
+        type=(Literal[event_type], Field(examples=[event_type])),  # type: ignore[arg-type]
+        timestamp=(dt.datetime, ...),
+        data=(PAYLOAD_MODELS[event_type], ...),
+    )

@@ -12,6 +12,7 @@ from leadflow.domain import LeadStatus
 from leadflow.kit.db import insert_for
 from leadflow.kit.ids import new_id
 from leadflow.leads.models import Lead
+from leadflow.notifications import events
 from leadflow.tracking.models import Suppression, Visit
 
 
@@ -33,15 +34,19 @@ async def suppress(
         .values(state="stopped", stop_reason="suppressed", lease_until=None, lease_token=None)
     )
     if reason == "unsubscribed":
-        await session.execute(
-            update(Lead)
-            .where(
-                Lead.account_id == account_id,
-                Lead.email == email,
-                Lead.status == LeadStatus.OPEN.value,
+        open_leads = (
+            await session.execute(
+                select(Lead).where(
+                    Lead.account_id == account_id,
+                    Lead.email == email,
+                    Lead.status == LeadStatus.OPEN.value,
+                )
             )
-            .values(status=LeadStatus.UNSUBSCRIBED.value, updated_at=now)
-        )
+        ).scalars()
+        for lead in open_leads:
+            lead.status = LeadStatus.UNSUBSCRIBED.value
+            lead.updated_at = now
+            await events.lead_unsubscribed(session, lead, now)
     return (
         await session.execute(
             select(Suppression).where(

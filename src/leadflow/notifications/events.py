@@ -1,0 +1,142 @@
+"""The notifications leadflow emits, one function per event type (called inside the
+transaction that makes the change)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.campaigns.models import Campaign
+from leadflow.dispatch.models import Enrollment, Message
+from leadflow.kit.codes import format_money
+from leadflow.leads.models import Conversion, Lead
+from leadflow.leads.router import lead_view
+from leadflow.notifications.schemas import (
+    CampaignStatusData,
+    ConversionData,
+    FollowupData,
+    FollowupsCompletedData,
+    IlnEventType,
+    LeadConvertedData,
+    LeadEventData,
+)
+from leadflow.notifications.service import emit
+
+
+async def _campaign_of(session: AsyncSession, lead_id: str) -> str | None:
+    return (
+        await session.execute(select(Enrollment.campaign_id).where(Enrollment.lead_id == lead_id))
+    ).scalar_one_or_none()
+
+
+async def lead_captured(session: AsyncSession, lead: Lead, now: dt.datetime) -> None:
+    campaign_id = await _campaign_of(session, lead.id)
+    data = LeadEventData(lead=lead_view(lead), campaign_id=campaign_id)
+    await emit(
+        session, lead.account_id, IlnEventType.LEAD_CAPTURED, data, now, campaign_id=campaign_id
+    )
+
+
+async def lead_unsubscribed(session: AsyncSession, lead: Lead, now: dt.datetime) -> None:
+    campaign_id = await _campaign_of(session, lead.id)
+    data = LeadEventData(lead=lead_view(lead), campaign_id=campaign_id)
+    await emit(
+        session,
+        lead.account_id,
+        IlnEventType.LEAD_UNSUBSCRIBED,
+        data,
+        now,
+        campaign_id=campaign_id,
+    )
+
+
+async def lead_converted(
+    session: AsyncSession, lead: Lead, conversion: Conversion, now: dt.datetime
+) -> None:
+    campaign_id = conversion.campaign_id or await _campaign_of(session, lead.id)
+    data = LeadConvertedData(
+        lead=lead_view(lead),
+        conversion=ConversionData(
+            campaign_id=conversion.campaign_id,
+            variant_id=conversion.variant_id,
+            step=conversion.step,
+            amount=format_money(conversion.amount, conversion.currency),
+            currency=conversion.currency,
+            converted_at=conversion.converted_at,
+        ),
+    )
+    await emit(
+        session, lead.account_id, IlnEventType.LEAD_CONVERTED, data, now, campaign_id=campaign_id
+    )
+
+
+def _followup(message: Message, error: str | None = None) -> FollowupData:
+    return FollowupData(
+        message_id=message.id,
+        lead_id=message.lead_id,
+        campaign_id=message.campaign_id,
+        variant_id=message.variant_id,
+        step=message.step,
+        to=message.to_email,
+        subject=message.subject,
+        sent_at=message.sent_at,
+        error=error,
+    )
+
+
+async def followup_sent(session: AsyncSession, message: Message, now: dt.datetime) -> None:
+    await emit(
+        session,
+        message.account_id,
+        IlnEventType.FOLLOWUP_SENT,
+        _followup(message),
+        now,
+        campaign_id=message.campaign_id,
+    )
+
+
+async def followup_failed(
+    session: AsyncSession, message: Message, error: str, now: dt.datetime
+) -> None:
+    await emit(
+        session,
+        message.account_id,
+        IlnEventType.FOLLOWUP_FAILED,
+        _followup(message, error),
+        now,
+        campaign_id=message.campaign_id,
+    )
+
+
+async def followups_completed(
+    session: AsyncSession, enrollment: Enrollment, followups_sent: int, now: dt.datetime
+) -> None:
+    lead = await session.get_one(Lead, enrollment.lead_id)
+    data = FollowupsCompletedData(
+        lead=lead_view(lead),
+        campaign_id=enrollment.campaign_id,
+        variant_id=enrollment.variant_id,
+        followups_sent=followups_sent,
+    )
+    await emit(
+        session,
+        enrollment.account_id,
+        IlnEventType.LEAD_FOLLOWUPS_COMPLETED,
+        data,
+        now,
+        campaign_id=enrollment.campaign_id,
+    )
+
+
+async def campaign_status_changed(
+    session: AsyncSession, campaign: Campaign, now: dt.datetime
+) -> None:
+    event = (
+        IlnEventType.CAMPAIGN_ACTIVATED
+        if campaign.status == "active"
+        else IlnEventType.CAMPAIGN_DEACTIVATED
+    )
+    data = CampaignStatusData(campaign_id=campaign.id, name=campaign.name, status=campaign.status)
+    await emit(session, campaign.account_id, event, data, now, campaign_id=campaign.id)
