@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from leadflow import __version__
+from leadflow.abtest.router import router as abtest_router
 from leadflow.accounts.router import router as accounts_router
 from leadflow.campaigns.router import router as campaigns_router
 from leadflow.config import Settings
@@ -24,6 +25,7 @@ from leadflow.leads.router import router as leads_router
 from leadflow.migrate import upgrade
 from leadflow.notifications.router import document_notifications
 from leadflow.notifications.router import router as notifications_router
+from leadflow.stats.router import router as stats_router
 from leadflow.tracking.router import router as tracking_router
 from leadflow.worker import Worker, build_worker
 
@@ -96,6 +98,8 @@ def create_app(
     app.include_router(campaigns_router)
     app.include_router(tracking_router)
     app.include_router(notifications_router)
+    app.include_router(stats_router)
+    app.include_router(abtest_router)
     document_notifications(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

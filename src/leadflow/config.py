@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     iln_read_timeout_seconds: float = Field(default=10.0, gt=0)
     iln_lease_seconds: int = Field(default=300, ge=10)
     iln_secret_rotation_hours: int = Field(default=24, ge=0)
+    stats_stream_interval_seconds: float = Field(default=2.0, gt=0)
+    stats_stream_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    ab_eval_interval_seconds: float = Field(default=60.0, gt=0)
     db_pool_size: int = Field(default=10, ge=1)
     environment: str = "development"
 

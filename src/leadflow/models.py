@@ -1,5 +1,6 @@
 """Imports every model so ``Base.metadata`` is complete (Alembic, tests)."""
 
+from leadflow.abtest.models import AbTest
 from leadflow.accounts.models import Account, ApiKey
 from leadflow.campaigns.models import Campaign, Variant
 from leadflow.dispatch.models import Enrollment, Message
@@ -7,9 +8,11 @@ from leadflow.ingest.models import Event
 from leadflow.kit.db import Base
 from leadflow.leads.models import Conversion, Lead, LeadEvent, LeadGroup
 from leadflow.notifications.models import IlnDelivery, IlnEndpoint
+from leadflow.stats.models import StatsCounter
 from leadflow.tracking.models import Suppression, Visit
 
 __all__ = [
+    "AbTest",
     "Account",
     "ApiKey",
     "Base",
@@ -23,6 +26,7 @@ __all__ = [
     "LeadEvent",
     "LeadGroup",
     "Message",
+    "StatsCounter",
     "Suppression",
     "Variant",
     "Visit",

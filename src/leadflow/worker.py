@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from leadflow.abtest.service import evaluate_running
 from leadflow.config import Settings
 from leadflow.dispatch.dispatcher import Dispatcher
 from leadflow.dispatch.mail import MailTransport, build_transport
@@ -100,6 +101,11 @@ def build_worker(
 
     worker.add_job("dispatch", dispatch, settings.dispatch_interval_seconds)
     worker.closers.append(mail.close)
+
+    async def evaluate_ab_tests() -> None:
+        await evaluate_running(db, worker.clock)
+
+    worker.add_job("ab_tests", evaluate_ab_tests, settings.ab_eval_interval_seconds)
 
     notifier = Notifier(settings, db, worker.clock)
     worker.add_job("iln", notifier.tick, settings.iln_interval_seconds)

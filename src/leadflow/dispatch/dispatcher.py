@@ -28,6 +28,7 @@ from leadflow.kit.db import Database, insert_for
 from leadflow.kit.ids import new_id
 from leadflow.leads.models import Lead, LeadGroup
 from leadflow.notifications import events
+from leadflow.stats.service import bump
 from leadflow.tracking.models import Suppression
 
 log = logging.getLogger("leadflow.dispatch")
@@ -496,6 +497,16 @@ class Dispatcher:
                 .returning(Enrollment.id)
             )
             message = await session.get_one(Message, out.message_id)
+            await bump(
+                session,
+                account_id=message.account_id,
+                campaign_id=message.campaign_id,
+                variant_id=message.variant_id,
+                step=message.step,
+                when=now,
+                followups=1,
+                targeted=1 if message.step == 1 else 0,
+            )
             await events.followup_sent(session, message, now)
             if advanced.scalar_one_or_none() is not None and out.next_delay is None:
                 report.completed += 1

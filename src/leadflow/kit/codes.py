@@ -80,6 +80,7 @@ def normalize_currency(code: str) -> str:
     return upper
 
 
+@cache
 def currency_exponent(code: str) -> int:
     return int(get_currency_precision(code))
 

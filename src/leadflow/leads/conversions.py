@@ -12,6 +12,7 @@ from leadflow.dispatch.models import Enrollment, Message
 from leadflow.kit.db import insert_for
 from leadflow.kit.ids import new_id
 from leadflow.leads.models import Conversion, Lead
+from leadflow.stats.service import bump
 
 SENT_STATUSES = ("sent", "unknown")
 
@@ -55,7 +56,7 @@ async def credit_conversion(
     if amount is None:
         amount, currency = lead.amount, lead.currency
     insert = insert_for(session)
-    await session.execute(
+    inserted = await session.execute(
         insert(Conversion)
         .values(
             id=new_id("cnv"),
@@ -71,7 +72,20 @@ async def credit_conversion(
             converted_at=converted_at,
         )
         .on_conflict_do_nothing(index_elements=["lead_id"])
+        .returning(Conversion.id)
     )
+    if inserted.scalar_one_or_none() is not None and message is not None:
+        await bump(
+            session,
+            account_id=lead.account_id,
+            campaign_id=message.campaign_id,
+            variant_id=message.variant_id,
+            step=message.step,
+            when=converted_at,
+            conversions=1,
+            revenue=amount if currency else None,
+            currency=currency,
+        )
     return (
         await session.execute(select(Conversion).where(Conversion.lead_id == lead.id))
     ).scalar_one()

@@ -8,12 +8,14 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow.campaigns.models import Campaign
+from leadflow.abtest.models import AbTest
+from leadflow.campaigns.models import Campaign, Variant
 from leadflow.dispatch.models import Enrollment, Message
 from leadflow.kit.codes import format_money
 from leadflow.leads.models import Conversion, Lead
 from leadflow.leads.router import lead_view
 from leadflow.notifications.schemas import (
+    AbTestDecidedData,
     CampaignStatusData,
     ConversionData,
     FollowupData,
@@ -140,3 +142,23 @@ async def campaign_status_changed(
     )
     data = CampaignStatusData(campaign_id=campaign.id, name=campaign.name, status=campaign.status)
     await emit(session, campaign.account_id, event, data, now, campaign_id=campaign.id)
+
+
+async def abtest_decided(session: AsyncSession, test: AbTest, now: dt.datetime) -> None:
+    winner = await session.get(Variant, test.winner_variant_id) if test.winner_variant_id else None
+    data = AbTestDecidedData(
+        campaign_id=test.campaign_id,
+        state="decided" if test.state == "decided" else "inconclusive",
+        winner_variant_id=test.winner_variant_id,
+        winner_name=winner.name if winner else None,
+        decided_at=test.decided_at or now,
+        reason=test.reason or "",
+    )
+    await emit(
+        session,
+        test.account_id,
+        IlnEventType.ABTEST_DECIDED,
+        data,
+        now,
+        campaign_id=test.campaign_id,
+    )

@@ -20,6 +20,7 @@ class IlnEventType(StrEnum):
     FOLLOWUP_FAILED = "followup.failed"
     CAMPAIGN_ACTIVATED = "campaign.activated"
     CAMPAIGN_DEACTIVATED = "campaign.deactivated"
+    ABTEST_DECIDED = "abtest.decided"
     PING = "ping"
 
 
@@ -81,6 +82,18 @@ class CampaignStatusData(BaseModel):
     campaign_id: str
     name: str
     status: str
+
+
+class AbTestDecidedData(BaseModel):
+    """`abtest.decided`: the A/B test ended, with a winner (`decided`) or without one
+    (`inconclusive`)."""
+
+    campaign_id: str
+    state: Literal["decided", "inconclusive"]
+    winner_variant_id: str | None
+    winner_name: str | None
+    decided_at: dt.datetime
+    reason: str
 
 
 class PingData(BaseModel):
@@ -168,6 +181,7 @@ PAYLOAD_MODELS: dict[str, type[BaseModel]] = {
     IlnEventType.FOLLOWUP_FAILED: FollowupData,
     IlnEventType.CAMPAIGN_ACTIVATED: CampaignStatusData,
     IlnEventType.CAMPAIGN_DEACTIVATED: CampaignStatusData,
+    IlnEventType.ABTEST_DECIDED: AbTestDecidedData,
     IlnEventType.PING: PingData,
 }
 

@@ -69,10 +69,17 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
     ) -> httpcore.AsyncNetworkStream:
         target = host
         if not self.allow_private:
-            addresses = await resolve(host, port)
+            try:
+                addresses = await resolve(host, port)
+            except UnsafeUrl as exc:  # an httpcore error, so the attempt is recorded as failed
+                raise httpcore.ConnectError(str(exc)) from None
             unsafe = [a for a in addresses if not address_allowed(a)]
             if unsafe or not addresses:
-                raise httpcore.ConnectError(f"{host} resolves to non-public address {unsafe[0]}")
+                raise httpcore.ConnectError(
+                    f"{host} resolves to non-public address {unsafe[0]}"
+                    if unsafe
+                    else f"{host} resolves to no address"
+                )
             target = addresses[0]
         return await self.inner.connect_tcp(
             target,
