@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from leadflow import __version__
 from leadflow.abtest.router import router as abtest_router
@@ -20,7 +21,14 @@ from leadflow.ingest.router import router as ingest_router
 from leadflow.ingest.schemas import BatchEventIn, EventBatchIn, EventIn
 from leadflow.kit.clock import Clock, SystemClock
 from leadflow.kit.db import Database
-from leadflow.kit.errors import FieldProblem, Problem, error_responses, install_error_handlers
+from leadflow.kit.errors import (
+    AppError,
+    FieldProblem,
+    Problem,
+    error_responses,
+    install_error_handlers,
+    problem_response,
+)
 from leadflow.leads.router import router as leads_router
 from leadflow.migrate import upgrade
 from leadflow.notifications.router import document_notifications
@@ -91,6 +99,7 @@ def create_app(
     app.state.clock = clock or SystemClock()
     app.state.db = database
     install_error_handlers(app)
+    app.add_middleware(RefuseNulPaths)
     app.include_router(health_router)
     app.include_router(ingest_router)
     app.include_router(accounts_router)
@@ -103,6 +112,21 @@ def create_app(
     document_notifications(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+class RefuseNulPaths:
+    """A NUL byte can never name anything here (PostgreSQL cannot even store it): answer 404
+    before any route tries to look it up."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and "\x00" in scope.get("path", ""):
+            response = problem_response(AppError(404, "not_found", "Not found."))
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -10,6 +10,9 @@ from leadflow.kit.codes import check_timezone, normalize_currency
 from leadflow.kit.durations import parse_duration
 
 MIN_DELAY_KEYS = tuple(s.value for s in DEFAULT_MIN_DELAYS)
+# The same bound as a campaign step's delay (campaigns.schemas.MAX_DELAY): a larger minimum
+# would block every campaign, and "capture time + delay" must stay inside the datetime range.
+MAX_MIN_DELAY = dt.timedelta(days=365)
 
 
 def _no_nul(value: str | None) -> str | None:
@@ -77,9 +80,11 @@ class MinDelaysUpdate(BaseModel):
     def _duration(cls, value: str | None) -> str | None:
         if value is not None:
             try:
-                parse_duration(value)
+                delay = parse_duration(value)
             except OverflowError:
-                raise ValueError(f"{value!r} is too long a duration") from None
+                delay = MAX_MIN_DELAY + dt.timedelta(1)
+            if delay > MAX_MIN_DELAY:
+                raise ValueError(f"{value!r} is longer than the maximum P{MAX_MIN_DELAY.days}D")
         return value
 
 

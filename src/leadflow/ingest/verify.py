@@ -42,7 +42,7 @@ def verify_standard_webhook(
     now: dt.datetime,
     tolerance: dt.timedelta,
 ) -> None:
-    if not msg_id or not timestamp or not signature:
+    if not msg_id or not timestamp or not signature or "\x00" in msg_id:
         raise _unauthorized(
             "Missing webhook-id, webhook-timestamp or webhook-signature header (Standard Webhooks)."
         )

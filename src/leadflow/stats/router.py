@@ -37,7 +37,7 @@ from leadflow.stats.service import (
     bucket_start,
     buckets,
     hour_of,
-    per_hour,
+    per_bucket,
     tally,
     totals,
 )
@@ -182,7 +182,7 @@ async def overall_stats(
 ) -> StatsOut:
     view = _View(account.default_currency, rates)
     rows = await totals(session, account.id, start, end, campaign_id)
-    hours = await per_hour(session, account.id, start, end, campaign_id)
+    hours = await per_bucket(session, account.id, start, end, granularity, campaign_id)
     by_campaign = _group(rows, lambda r: r.campaign_id)
     names = await _names(session, Campaign, set(by_campaign))
     campaigns = [
@@ -260,7 +260,7 @@ async def campaign_stats(
     start, end = _range(_aware(from_, "from"), _aware(to, "to"), granularity, clock.now())
     view = _View(account.default_currency, parse_rates(rates, account.default_currency))
     rows = await totals(session, account.id, start, end, campaign.id)
-    hours = await per_hour(session, account.id, start, end, campaign.id)
+    hours = await per_bucket(session, account.id, start, end, granularity, campaign.id)
     by_variant = _group(rows, lambda r: r.variant_id)
     live = list(
         (await session.execute(select(Variant).where(Variant.campaign_id == campaign.id))).scalars()

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow.kit.db import insert_for
+from leadflow.kit.db import UTCDateTime, insert_for
 from leadflow.stats.models import StatsCounter
 
 
@@ -164,20 +164,33 @@ async def totals(
     ]
 
 
-async def per_hour(
+def _bucket(session: AsyncSession, granularity: str) -> Any:
+    if granularity == "hour":
+        return StatsCounter.hour
+    if session.get_bind().dialect.name == "postgresql":
+        expr = func.date_trunc("day", func.timezone("UTC", StatsCounter.hour))
+        return type_coerce(func.timezone("UTC", expr), UTCDateTime())
+    return type_coerce(func.strftime("%Y-%m-%d 00:00:00.000000", StatsCounter.hour), UTCDateTime())
+
+
+async def per_bucket(
     session: AsyncSession,
     account_id: str,
     start: dt.datetime,
     end: dt.datetime,
+    granularity: str,
     campaign_id: str | None = None,
 ) -> list[HourSum]:
-    keys = (StatsCounter.hour, StatsCounter.currency)
+    """Sums per time bucket (hour or UTC day) and currency, grouped in the database."""
+    bucket = _bucket(session, granularity).label("bucket")
     rows = await session.execute(
-        select(*keys, *_SUMS).where(*_window(account_id, start, end, campaign_id)).group_by(*keys)
+        select(bucket, StatsCounter.currency, *_SUMS)
+        .where(*_window(account_id, start, end, campaign_id))
+        .group_by(bucket, StatsCounter.currency)
     )
     return [
-        HourSum(hour, cur, int(f or 0), int(t or 0), int(k or 0), _decimal(r))
-        for hour, cur, f, t, k, r in rows
+        HourSum(when, cur, int(f or 0), int(t or 0), int(k or 0), _decimal(r))
+        for when, cur, f, t, k, r in rows
     ]
 
 
