@@ -5,6 +5,7 @@ from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
+from jinja2 import TemplateError
 
 from leadflow.campaigns import service
 from leadflow.campaigns.enrollment import backfill
@@ -248,6 +249,9 @@ async def backfill_campaign(
     campaign = await service.get_campaign(session, account.id, campaign_id)
     if campaign.status != "active" or campaign.archived_at is not None:
         raise AppError(409, "campaign_inactive", "Activate the campaign before backfilling.")
+    if campaign.ends_at is not None and campaign.ends_at <= clock.now():
+        # Its enrollments would be stopped at once, and a lead joins one campaign only.
+        raise AppError(409, "campaign_ended", "The campaign has ended: nothing to backfill.")
     count = await backfill(session, account, campaign, body.captured_from, clock.now())
     return BackfillOut(enrolled=count)
 
@@ -305,7 +309,16 @@ async def preview(
     else:
         lead = _sample_lead(account.id, body.language, clock.now())
     context = lead_context(settings.base_url, account, lead, None)
-    rendered = render_step(variant.steps[body.step - 1], context, lead.language)
+    try:
+        rendered = render_step(variant.steps[body.step - 1], context, lead.language)
+    except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
+        # A custom template valid for the sample lead may still fail for a real one
+        # (``{{ first_name.upper() }}`` without a first name): say so, do not crash.
+        raise AppError(
+            422,
+            "template_error",
+            f"Step {body.step} of variant {variant.name!r} cannot be rendered for this lead: {exc}",
+        ) from None
     stored = variant.steps[body.step - 1]
     language = resolve_language(lead.language) if stored.get("template") else (lead.language or "")
     return PreviewOut(

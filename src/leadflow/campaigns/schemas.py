@@ -116,7 +116,7 @@ class VariantUpdate(BaseModel):
         return _check_step_count(steps) if steps is not None else None
 
 
-def _name(value: str) -> str:
+def _clean_name(value: str) -> str:
     stripped = value.strip()
     if not stripped:
         raise ValueError("name must not be blank")
@@ -194,7 +194,7 @@ class CampaignIn(CampaignFields):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        return _name(value)
+        return _clean_name(value)
 
     @model_validator(mode="after")
     def _schedule(self) -> CampaignIn:
@@ -232,7 +232,7 @@ class CampaignUpdate(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str | None) -> str | None:
-        return _name(value) if value is not None else None
+        return _clean_name(value) if value is not None else None
 
     @field_validator("products")
     @classmethod

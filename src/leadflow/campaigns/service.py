@@ -122,9 +122,15 @@ async def _flush(session: AsyncSession) -> None:
         raise AppError(409, "conflict", "A concurrent change conflicted; retry.") from None
 
 
-def _new_variant(account_id: str, campaign_id: str, body: VariantIn, now: dt.datetime) -> Variant:
+def _new_variant(
+    account_id: str,
+    campaign_id: str,
+    body: VariantIn,
+    now: dt.datetime,
+    variant_id: str | None = None,
+) -> Variant:
     return Variant(
-        id=new_id("var"),
+        id=variant_id or new_id("var"),
         account_id=account_id,
         campaign_id=campaign_id,
         name=body.name,
@@ -167,8 +173,11 @@ async def create_campaign(
         updated_at=now,
     )
     session.add(campaign)
-    for variant in body.variants:
-        session.add(_new_variant(account.id, campaign.id, variant, now))
+    # Variants are listed by (created_at, id) and all share `now` here: ids that sort in the
+    # order given keep that order (the "first variant", the A/B split) instead of a random one.
+    variant_ids = sorted(new_id("var") for _ in body.variants)
+    for variant_id, variant in zip(variant_ids, body.variants, strict=True):
+        session.add(_new_variant(account.id, campaign.id, variant, now, variant_id))
     await _flush(session)
     if campaign.status == "active":
         await events.campaign_status_changed(session, campaign, now)
