@@ -34,12 +34,52 @@ class TemplateProblem(ValueError):
         self.message = message
 
 
+MAX_POWER_EXPONENT = 100
+MAX_REPEAT = 10_000
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Immutable sandbox (no attribute walking to __class__/__globals__, no mutating lists)
+    that also refuses arithmetic meant to stall the worker: ``{{ 9**9**9 }}``,
+    ``{{ 'x' * 10**9 }}``. Intercepted operators are never constant-folded at compile time."""
+
+    intercepted_binops = frozenset({"**", "*"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and _too_big_power(left, right):
+            raise SecurityError("numbers this large are not allowed")
+        if operator == "*" and (_too_long(left, right) or _too_long(right, left)):
+            raise SecurityError("repeating text this much is not allowed")
+        if (
+            operator == "*"
+            and _both_int(left, right)
+            and left.bit_length() + right.bit_length() > 4096
+        ):
+            raise SecurityError("numbers this large are not allowed")
+        return super().call_binop(context, operator, left, right)
+
+
+def _both_int(left: Any, right: Any) -> bool:
+    return isinstance(left, int) and isinstance(right, int)
+
+
+def _too_big_power(base: Any, exponent: Any) -> bool:
+    if not isinstance(exponent, int | float) or abs(exponent) > MAX_POWER_EXPONENT:
+        return isinstance(exponent, int | float)
+    return isinstance(base, int) and base.bit_length() * abs(exponent) > 4096
+
+
+def _too_long(seq: Any, count: Any) -> bool:
+    return (
+        isinstance(seq, str | list | tuple)
+        and isinstance(count, int)
+        and len(seq) * count > MAX_REPEAT
+    )
+
+
 @cache
 def _env(autoescape: bool) -> ImmutableSandboxedEnvironment:
-    # Immutable sandbox: no attribute walking to __class__/__globals__, no mutating lists.
-    return ImmutableSandboxedEnvironment(
-        undefined=StrictUndefined, autoescape=autoescape, keep_trailing_newline=True
-    )
+    return _Sandbox(undefined=StrictUndefined, autoescape=autoescape, keep_trailing_newline=True)
 
 
 @lru_cache(maxsize=512)
