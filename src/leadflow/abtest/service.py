@@ -32,6 +32,13 @@ async def get_test(session: AsyncSession, campaign_id: str) -> AbTest | None:
     return await session.get(AbTest, campaign_id)
 
 
+async def tests_for(session: AsyncSession, campaign_ids: list[str]) -> list[AbTest]:
+    if not campaign_ids:
+        return []
+    rows = await session.execute(select(AbTest).where(AbTest.campaign_id.in_(campaign_ids)))
+    return list(rows.scalars())
+
+
 async def save_settings(
     session: AsyncSession,
     campaign: Campaign,

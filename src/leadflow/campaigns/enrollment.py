@@ -8,6 +8,7 @@ import hashlib
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow.abtest.service import allowed_variants, get_test
 from leadflow.accounts.models import Account
 from leadflow.accounts.service import min_delay
 from leadflow.campaigns.models import Campaign, Variant
@@ -130,7 +131,8 @@ async def enroll_new_lead(
         return None
     # Highest priority, then the most specific filters, then the oldest campaign.
     best = min(candidates, key=lambda c: (-c.priority, -specificity(c), c.created_at, c.id))
-    variant = choose_variant(lead.id, variants[best.id])
+    test = await get_test(session, best.id)
+    variant = choose_variant(lead.id, allowed_variants(test, variants[best.id]))
     if not await _insert_enrollment(session, account, lead, best, variant, now):
         return None
     return (
@@ -147,7 +149,9 @@ async def backfill(
     chunk: int = 1000,
 ) -> int:
     """Enroll open leads captured earlier that no campaign has taken yet."""
-    variants = await live_variants(session, campaign.id)
+    variants = allowed_variants(
+        await get_test(session, campaign.id), await live_variants(session, campaign.id)
+    )
     if not variants:
         return 0
     enrolled = 0

@@ -6,7 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 from jinja2 import TemplateError
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow.abtest.models import AbTest
+from leadflow.abtest.schemas import AbTestState
+from leadflow.abtest.service import get_test, settings_of, tests_for
 from leadflow.campaigns import service
 from leadflow.campaigns.enrollment import backfill
 from leadflow.campaigns.models import Campaign, Variant
@@ -58,7 +62,9 @@ def variant_view(variant: Variant) -> VariantOut:
     return VariantOut(id=variant.id, name=variant.name, weight=variant.weight, steps=steps)
 
 
-def campaign_view(campaign: Campaign, variants: list[Variant]) -> CampaignOut:
+def campaign_view(
+    campaign: Campaign, variants: list[Variant], test: AbTest | None = None
+) -> CampaignOut:
     return CampaignOut(
         id=campaign.id,
         name=campaign.name,
@@ -76,12 +82,27 @@ def campaign_view(campaign: Campaign, variants: list[Variant]) -> CampaignOut:
         archived_at=campaign.archived_at,
         created_at=campaign.created_at,
         updated_at=campaign.updated_at,
+        ab_test=ab_state(test),
         warnings=service.name_warnings(campaign.name),
     )
 
 
-async def _view(session: SessionDep, campaign: Campaign) -> CampaignOut:
-    return campaign_view(campaign, await service.live_variants(session, campaign.id))
+def ab_state(test: AbTest | None) -> AbTestState | None:
+    settings = settings_of(test)
+    if test is None or settings is None:
+        return None
+    return AbTestState(
+        **settings.model_dump(),
+        state=test.state,
+        winner_variant_id=test.winner_variant_id,
+        decided_at=test.decided_at,
+        reason=test.reason,
+    )
+
+
+async def _view(session: AsyncSession, campaign: Campaign) -> CampaignOut:
+    variants = await service.live_variants(session, campaign.id)
+    return campaign_view(campaign, variants, await get_test(session, campaign.id))
 
 
 @router.post(
@@ -117,9 +138,12 @@ async def list_campaigns(
     campaigns = await service.list_campaigns(session, account.id, include_archived, limit, after)
     next_cursor = encode_cursor([campaigns[limit - 1].id]) if len(campaigns) > limit else None
     campaigns = campaigns[:limit]
-    variants = await service.variants_by_campaign(session, [c.id for c in campaigns])
+    ids = [c.id for c in campaigns]
+    variants = await service.variants_by_campaign(session, ids)
+    tests = {t.campaign_id: t for t in await tests_for(session, ids)}
     return Page[CampaignOut](
-        items=[campaign_view(c, variants[c.id]) for c in campaigns], next_cursor=next_cursor
+        items=[campaign_view(c, variants[c.id], tests.get(c.id)) for c in campaigns],
+        next_cursor=next_cursor,
     )
 
 

@@ -16,6 +16,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from leadflow.abtest.schemas import AbTestSettings, AbTestState
 from leadflow.kit.codes import normalize_country, normalize_language
 from leadflow.kit.durations import parse_duration
 
@@ -190,6 +191,9 @@ class CampaignIn(CampaignFields):
         default="inactive", description="Campaigns start inactive; activate when ready."
     )
     variants: list[VariantIn] = Field(default_factory=list, max_length=10)
+    ab_test: AbTestSettings | None = Field(
+        default=None, description="A/B test settings, for campaigns with two or more variants."
+    )
 
     @field_validator("name")
     @classmethod
@@ -228,6 +232,9 @@ class CampaignUpdate(BaseModel):
     ends_at: AwareDatetime | None = None
     priority: int | None = Field(default=None, ge=-1000, le=1000)
     send_window: SendWindow | None = None
+    ab_test: AbTestSettings | None = Field(
+        default=None, description="Set or change the A/B test while it runs; null removes it."
+    )
 
     @field_validator("name")
     @classmethod
@@ -289,6 +296,9 @@ class CampaignOut(BaseModel):
     archived_at: dt.datetime | None
     created_at: dt.datetime
     updated_at: dt.datetime
+    ab_test: AbTestState | None = Field(
+        default=None, description="A/B test settings and outcome (see `/ab-test` for results)."
+    )
     warnings: list[str] = Field(
         default_factory=list, description="Advice that did not block the change."
     )

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow.abtest import service as abtest
 from leadflow.accounts.models import Account
 from leadflow.accounts.service import min_delay
 from leadflow.campaigns.models import Campaign, Variant
@@ -179,6 +180,8 @@ async def create_campaign(
     for variant_id, variant in zip(variant_ids, body.variants, strict=True):
         session.add(_new_variant(account.id, campaign.id, variant, now, variant_id))
     await _flush(session)
+    if body.ab_test is not None:
+        await abtest.save_settings(session, campaign, body.ab_test, variant_ids, now)
     if campaign.status == "active":
         await events.campaign_status_changed(session, campaign, now)
     return campaign
@@ -249,6 +252,9 @@ async def update_campaign(
     if "name" in changes:
         changes["name"] = changes["name"].strip()
         await _check_name_free(session, account.id, changes["name"], except_id=campaign.id)
+    if "ab_test" in changes:
+        await abtest.save_settings(session, campaign, body.ab_test, [v.id for v in variants], now)
+        del changes["ab_test"]
     was_status = campaign.status
     for field, value in changes.items():
         if field == "send_window":

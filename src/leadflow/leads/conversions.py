@@ -8,6 +8,7 @@ from decimal import Decimal
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow.abtest.service import evaluate as evaluate_ab_test
 from leadflow.dispatch.models import Enrollment, Message
 from leadflow.kit.db import insert_for
 from leadflow.kit.ids import new_id
@@ -86,6 +87,8 @@ async def credit_conversion(
             revenue=amount if currency else None,
             currency=currency,
         )
+        # A conversion can be what decides the campaign's A/B test.
+        await evaluate_ab_test(session, message.campaign_id, now)
     return (
         await session.execute(select(Conversion).where(Conversion.lead_id == lead.id))
     ).scalar_one()

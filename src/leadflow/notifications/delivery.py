@@ -182,7 +182,9 @@ class Notifier:
     async def deliver(self, delivery_id: str, token: str | None, report: DeliveryReport) -> bool:
         """One attempt. Returns True when the endpoint got disabled (410 Gone)."""
         async with self.db.session() as session:
-            delivery = await session.get_one(IlnDelivery, delivery_id)
+            delivery = await session.get(IlnDelivery, delivery_id)
+            if delivery is None:  # its endpoint was deleted meanwhile
+                return False
             endpoint = await session.get_one(IlnEndpoint, delivery.endpoint_id)
             if token is not None and delivery.lease_token != token:
                 return False
@@ -229,7 +231,9 @@ class Notifier:
         now = self.clock.now()
         disabled = False
         async with self.db.session() as session:
-            delivery = await session.get_one(IlnDelivery, delivery_id)
+            delivery = await session.get(IlnDelivery, delivery_id)
+            if delivery is None:  # the endpoint was deleted while the request was in flight
+                return False
             delivery.attempts += 1
             delivery.last_attempt_at = now
             delivery.last_status_code = outcome.status_code

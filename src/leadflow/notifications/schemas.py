@@ -6,7 +6,7 @@ import datetime as dt
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, create_model
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, create_model, field_validator
 
 from leadflow.leads.schemas import LeadOut
 
@@ -22,9 +22,6 @@ class IlnEventType(StrEnum):
     CAMPAIGN_DEACTIVATED = "campaign.deactivated"
     ABTEST_DECIDED = "abtest.decided"
     PING = "ping"
-
-
-SUBSCRIBABLE = [t.value for t in IlnEventType if t is not IlnEventType.PING]
 
 
 # -- payload data, one model per event type ------------------------------------------------
@@ -111,6 +108,12 @@ class Notification(BaseModel):
 # -- endpoints and deliveries ----------------------------------------------------------------
 
 
+def _subscribable(types: list[IlnEventType] | None) -> list[IlnEventType] | None:
+    if types is not None and IlnEventType.PING in types:
+        raise ValueError("ping is sent on request (POST …/test), it cannot be subscribed to")
+    return types
+
+
 class EndpointIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     url: AnyHttpUrl = Field(description="https only; must resolve to public addresses.")
@@ -123,6 +126,8 @@ class EndpointIn(BaseModel):
         default=None, description="Campaign-level ILN: only events about that campaign's leads."
     )
 
+    _types = field_validator("event_types")(_subscribable)
+
 
 class EndpointUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -131,6 +136,8 @@ class EndpointUpdate(BaseModel):
     event_types: list[IlnEventType] | None = None
     enabled: bool | None = None
     campaign_id: str | None = None
+
+    _types = field_validator("event_types")(_subscribable)
 
 
 class EndpointOut(BaseModel):

@@ -148,7 +148,9 @@ async def update_endpoint(
             raise field_error("url", "must not be null")
         endpoint.url = await _checked_url(str(body.url), allow_private)
     if "event_types" in changes:
-        endpoint.event_types = sorted({t.value for t in body.event_types or []})
+        if body.event_types is None:
+            raise field_error("event_types", "must not be null; [] subscribes to every event")
+        endpoint.event_types = sorted({t.value for t in body.event_types})
     if "description" in changes:
         endpoint.description = body.description
     if "campaign_id" in changes:

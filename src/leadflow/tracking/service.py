@@ -7,6 +7,7 @@ import datetime as dt
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow.abtest.service import evaluate as evaluate_ab_test
 from leadflow.dispatch.models import Enrollment, Message
 from leadflow.domain import LeadStatus
 from leadflow.kit.db import insert_for
@@ -76,3 +77,5 @@ async def record_visit(session: AsyncSession, message: Message, now: dt.datetime
         set_={"clicks": Visit.clicks + 1, "last_at": now},
     )
     await session.execute(stmt)
+    # A new unique visitor can be what decides the campaign's A/B test.
+    await evaluate_ab_test(session, message.campaign_id, now)
