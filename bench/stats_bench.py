@@ -66,7 +66,7 @@ SEED_SQL = [
        SELECT 'msg_' || m, :acc, 'enr_' || l, 'lead_' || l, 'cmp_bench',
               CASE WHEN l % 2 = 0 THEN 'var_A' ELSE 'var_B' END, s, 'sent',
               'lead' || l || '@example.com', 'Subject', '<x>', 1, now(), now(),
-              timestamptz :start + ((m * 7919) % (:days * 24 * 60)) * interval '1 minute'
+              timestamptz :start + ((m::bigint * 7919) % (:days * 24 * 60)) * interval '1 minute'
        FROM generate_series(1, :messages) AS m,
             LATERAL (SELECT (m - 1) / 3 + 1 AS l, (m - 1) % 3 + 1 AS s) AS x""",
     """INSERT INTO events (id, account_id, source, external_id, type, occurred_at, received_at,
@@ -78,7 +78,7 @@ SEED_SQL = [
        SELECT 'cnv_' || i, :acc, 'lead_' || i, 'evt_' || i, 'cmp_bench',
               CASE WHEN i % 2 = 0 THEN 'var_A' ELSE 'var_B' END, 'msg_' || (i * 3 - 2), 1,
               (10 + i % 90)::numeric, CASE WHEN i % 5 = 0 THEN 'USD' ELSE 'EUR' END,
-              timestamptz :start + ((i * 104729) % (:days * 24 * 60)) * interval '1 minute'
+              timestamptz :start + ((i::bigint * 104729) % (:days * 24 * 60)) * interval '1 minute'
        FROM generate_series(1, :conversions) AS i""",
     # the counters the dispatcher and conversion crediting keep up to date as they go
     """INSERT INTO stats_counters (account_id, campaign_id, variant_id, step, hour, currency,

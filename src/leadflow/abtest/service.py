@@ -7,6 +7,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -149,51 +150,78 @@ async def collect(
         if variant_id in metrics:
             metrics[variant_id].visitors = count
     conversions = await session.execute(
-        select(Conversion.variant_id, Conversion.amount, Conversion.currency).where(
-            Conversion.campaign_id == campaign_id
+        select(
+            Conversion.variant_id, Conversion.currency, func.count(), func.sum(Conversion.amount)
         )
+        .where(Conversion.campaign_id == campaign_id)
+        .group_by(Conversion.variant_id, Conversion.currency)
     )
-    for credited, amount, code in conversions:
+    for credited, code, count, total in conversions:
         if credited in metrics:
-            metrics[credited].conversions += 1
-            if amount is not None and code:
-                metrics[credited].revenue[code] += amount
+            metrics[credited].conversions += count
+            if code and total is not None:
+                metrics[credited].revenue[code] += Decimal(str(total))
     return [metrics[v.id] for v in variants]
 
 
-async def _reach_time(
-    session: AsyncSession, test: AbTest, variant_id: str
-) -> tuple[dt.datetime | None, Decimal]:
-    """When the variant reached the threshold (None if not yet), and its current total."""
-    threshold = test.threshold or Decimal(0)
+async def _totals(session: AsyncSession, test: AbTest) -> dict[str, Decimal]:
+    """Each variant's current total for the criterion, summed in the database."""
+    key: Any
+    value: Any
+    conditions: list[Any]
     if test.criterion == "unique_visitors":
-        times = (
-            await session.execute(
-                select(Visit.first_at)
-                .where(Visit.campaign_id == test.campaign_id, Visit.variant_id == variant_id)
-                .order_by(Visit.first_at, Visit.id)
+        key, value, conditions = (
+            Visit.variant_id,
+            func.count(),
+            [Visit.campaign_id == test.campaign_id],
+        )
+    else:
+        key, conditions = Conversion.variant_id, [Conversion.campaign_id == test.campaign_id]
+        value = func.count()
+        if test.criterion == "revenue":
+            value = func.sum(Conversion.amount)
+            conditions.append(Conversion.currency == test.currency)
+    rows = await session.execute(select(key, value).where(*conditions).group_by(key))
+    return {
+        variant_id: Decimal(str(total or 0)) for variant_id, total in rows if variant_id is not None
+    }
+
+
+async def _reach_time(session: AsyncSession, test: AbTest, variant_id: str) -> dt.datetime | None:
+    """When a variant that has reached the threshold reached it."""
+    threshold = test.threshold or Decimal(0)
+    stmt: Any
+    if test.criterion == "unique_visitors":
+        stmt = (
+            select(Visit.first_at)
+            .where(Visit.campaign_id == test.campaign_id, Visit.variant_id == variant_id)
+            .order_by(Visit.first_at, Visit.id)
+        )
+    elif test.criterion == "conversions":
+        stmt = (
+            select(Conversion.converted_at)
+            .where(Conversion.campaign_id == test.campaign_id, Conversion.variant_id == variant_id)
+            .order_by(Conversion.converted_at, Conversion.id)
+        )
+    else:
+        total = Decimal(0)
+        rows = await session.stream(
+            select(Conversion.converted_at, Conversion.amount)
+            .where(
+                Conversion.campaign_id == test.campaign_id,
+                Conversion.variant_id == variant_id,
+                Conversion.currency == test.currency,
             )
-        ).scalars()
-        return _nth(list(times), threshold)
-    stmt = (
-        select(Conversion.converted_at, Conversion.amount)
-        .where(Conversion.campaign_id == test.campaign_id, Conversion.variant_id == variant_id)
-        .order_by(Conversion.converted_at, Conversion.id)
-    )
-    if test.criterion == "conversions":
-        return _nth([when for when, _ in await session.execute(stmt)], threshold)
-    total = Decimal(0)
-    reached = None
-    for when, amount in await session.execute(stmt.where(Conversion.currency == test.currency)):
-        total += amount or Decimal(0)
-        if reached is None and total >= threshold:
-            reached = when
-    return reached, total
-
-
-def _nth(times: list[dt.datetime], threshold: Decimal) -> tuple[dt.datetime | None, Decimal]:
-    n = int(threshold)
-    return (times[n - 1] if len(times) >= n else None), Decimal(len(times))
+            .order_by(Conversion.converted_at, Conversion.id)
+        )
+        async for when, amount in rows:
+            total += amount or Decimal(0)
+            if total >= threshold:
+                return when
+        return None
+    # The Nth visit or conversion, by time.
+    nth = await session.execute(stmt.offset(int(threshold) - 1).limit(1))
+    return nth.scalar_one_or_none()
 
 
 def _describe_threshold(test: AbTest) -> str:
@@ -256,9 +284,14 @@ async def evaluate(session: AsyncSession, campaign_id: str, now: dt.datetime) ->
         return False
     outcome: tuple[str, str | None, str] | None = None
     if test.criterion != "time_range":
+        totals = await _totals(session, test)
+        threshold = test.threshold or Decimal(0)
         reached = []
         for index, variant in enumerate(variants):
-            when, total = await _reach_time(session, test, variant.id)
+            total = totals.get(variant.id, Decimal(0))
+            if total < threshold:
+                continue  # most evaluations stop here, without reading any rows
+            when = await _reach_time(session, test, variant.id)
             if when is not None:
                 reached.append((when, -total, index, variant))
         if reached:
