@@ -11,6 +11,7 @@ from leadflow.accounts.schemas import (
     MinDelays,
 )
 from leadflow.accounts.service import create_account, effective_min_delays
+from leadflow.campaigns.enrollment import recheck_first_steps
 from leadflow.deps import ClockDep, CurrentAccount, SessionDep, require_admin
 from leadflow.kit.durations import format_duration, parse_duration
 from leadflow.kit.errors import error_responses
@@ -88,10 +89,14 @@ async def put_settings_route(
             continue  # null for a required setting means "unchanged"
         setattr(account, field, str(value) if field == "sender_email" and value else value)
     if body.min_delays is not None:
+        before = effective_min_delays(account)
         delays = dict(account.min_delays)
         for key, value in body.min_delays.model_dump(exclude_none=True).items():
             delays[key] = int(parse_duration(value).total_seconds())
         account.min_delays = delays
+        for source_type, delay in effective_min_delays(account).items():
+            if delay < before[source_type]:
+                await recheck_first_steps(session, account.id, source_type)
     account.updated_at = clock.now()
     await session.flush()
     return settings_view(account)

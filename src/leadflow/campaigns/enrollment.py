@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.abtest.service import allowed_variants, get_test
@@ -75,6 +75,23 @@ def choose_variant(lead_id: str, variants: list[Variant]) -> Variant:
 def first_due(account: Account, lead: Lead, variant: Variant) -> dt.datetime:
     delay = dt.timedelta(seconds=variant.steps[0]["delay_seconds"])
     return lead.captured_at + max(delay, min_delay(account, lead.source_type))
+
+
+async def recheck_first_steps(session: AsyncSession, account_id: str, source_type: str) -> None:
+    """After the account lowers a minimum delay: make waiting first steps due at once, so the
+    dispatcher recomputes their time under the new minimum (it never sends before it)."""
+    leads = select(Lead.id).where(Lead.account_id == account_id, Lead.source_type == source_type)
+    captured = select(Lead.captured_at).where(Lead.id == Enrollment.lead_id).scalar_subquery()
+    await session.execute(
+        update(Enrollment)
+        .where(
+            Enrollment.account_id == account_id,
+            Enrollment.state == "active",
+            Enrollment.next_step == 1,
+            Enrollment.lead_id.in_(leads),
+        )
+        .values(next_due_at=captured)
+    )
 
 
 async def _insert_enrollment(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.policy
-from email.headerregistry import HeaderRegistry, UnstructuredHeader
+from email.headerregistry import BaseHeader, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 from typing import Any
@@ -15,12 +15,12 @@ from leadflow.leads.models import Lead
 from leadflow.tracking.tokens import CLICK, UNSUBSCRIBE, make_token
 
 
-class _UnfoldedHeader(UnstructuredHeader):
+class _UnfoldedHeader(UnstructuredHeader, BaseHeader):
     """A header written as is: an ``<URL>`` longer than 78 characters cannot be folded, and
     the default policy would turn it into RFC 2047 encoded-words that no mailbox provider
     reads as a link. URLs are ASCII and well under the 998-character line limit."""
 
-    def fold(self, *, policy: email.policy.Policy) -> str:  # type: ignore[override]
+    def fold(self, *, policy: email.policy.Policy) -> str:
         return f"{self.name}: {self}{policy.linesep}"
 
 

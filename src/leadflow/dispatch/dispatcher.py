@@ -232,7 +232,15 @@ class Dispatcher:
             report.stopped += 1
             finish()
             return None
-        if not is_running(campaign, now) or not account.lead_management_enabled:
+        group_active = (
+            await session.execute(
+                select(LeadGroup.active).where(
+                    LeadGroup.account_id == account.id, LeadGroup.key == lead.source_type
+                )
+            )
+        ).scalar_one_or_none()
+        paused = group_active is False or not account.lead_management_enabled
+        if paused or not is_running(campaign, now):
             finish()  # paused since the claim: wait, keep the due time
             report.skipped += 1
             return None

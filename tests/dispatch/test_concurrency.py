@@ -1,0 +1,315 @@
+"""Several workers, one database: every follow-up goes out exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import secrets
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+
+from leadflow.dispatch.dispatcher import STALE_SENDING, Dispatcher, DispatchReport
+from leadflow.dispatch.mail import SmtpTransport
+from leadflow.dispatch.models import Message
+from leadflow.kit.ids import new_id
+from tests.dispatch.conftest import smtp_url
+from tests.dispatch.helpers import (
+    GatedTransport,
+    capture,
+    create_campaign,
+    enrollment,
+    enrollments,
+    lead_event,
+    messages,
+    post_batch,
+    purchase,
+    put_settings,
+    recipients,
+)
+
+LEADS = 500
+IMMEDIATE = [
+    {"delay": "PT0S", "template": "abandoned_checkout/1"},
+    {"delay": "P1D", "template": "abandoned_checkout/2"},
+]
+
+
+def _postgres_only(backend: str) -> None:
+    if backend != "postgresql":
+        pytest.skip("SKIP LOCKED and concurrent writers: PostgreSQL only")
+
+
+@pytest.fixture
+async def make_dispatcher(mail_settings, db, clock) -> AsyncIterator[Callable[..., Dispatcher]]:
+    """Independent workers, each with its own SMTP connection pool."""
+    transports: list[SmtpTransport] = []
+
+    def make(gated: bool = False, **overrides: object) -> Dispatcher:
+        settings = mail_settings.model_copy(update=overrides) if overrides else mail_settings
+        transport = SmtpTransport(smtp_url(settings), pool_size=4, timeout=10)
+        transports.append(transport)
+        return Dispatcher(settings, db, clock, GatedTransport(transport) if gated else transport)
+
+    yield make
+    for transport in transports:
+        await transport.close()
+
+
+@pytest.fixture
+def quick_gil_handoff() -> Iterator[None]:
+    """The SMTP sink is a thread of this process: with the default 5 ms switch interval the
+    workers' socket calls queue behind it for the GIL. Not a behaviour change, only speed."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(0.0002)
+    yield
+    sys.setswitchinterval(previous)
+
+
+async def _immediate_campaign(client, account) -> None:
+    await put_settings(client, account, min_delays={"abandoned_checkout": "PT0S"})
+    await create_campaign(client, account, steps=IMMEDIATE)
+
+
+async def _drain(dispatcher: Dispatcher, rounds: int = 50) -> DispatchReport:
+    total = DispatchReport()
+    for _ in range(rounds):
+        report = await dispatcher.run_once()
+        total.claimed += report.claimed
+        total.sent += report.sent
+        total.skipped += report.skipped
+        total.errors += report.errors
+        if report.claimed == 0:
+            return total
+    raise AssertionError(f"still claiming after {rounds} rounds")
+
+
+async def test_three_workers_send_500_followups_exactly_once(
+    client, account, clock, make_dispatcher, smtp_sink, db, backend, quick_gil_handoff
+):
+    _postgres_only(backend)
+    import time
+
+    print("start", time.monotonic())
+    await _immediate_campaign(client, account)
+    for chunk in range(0, LEADS, 250):
+        events = []
+        for i in range(chunk, chunk + 250):
+            event = lead_event(clock, email=f"lead{i:03d}@example.com", reference=f"chk_{i}")
+            events.append({**event, "id": f"evt_{i}"})
+        result = await post_batch(client, account, clock, events)
+        assert result["accepted"] == 250 and result["invalid"] == 0
+    assert len(await enrollments(db)) == LEADS
+
+    import time
+
+    print("ingested", time.monotonic())
+    workers = [make_dispatcher(dispatch_batch_size=50) for _ in range(3)]
+    reports = await asyncio.gather(*(_drain(w) for w in workers))
+
+    print("dispatched", time.monotonic())
+    assert [r.errors for r in reports] == [[], [], []]
+    assert sum(r.sent for r in reports) == LEADS
+    assert all(r.sent > 0 for r in reports), [r.sent for r in reports]  # all three took part
+    received = smtp_sink.messages
+    assert len(received) == LEADS
+    counts = Counter(recipients(received))
+    assert len(counts) == LEADS and set(counts.values()) == {1}
+    assert len({m["Message-ID"] for m in received}) == LEADS
+    rows = await messages(db)
+    assert len(rows) == LEADS
+    assert {r.status for r in rows} == {"sent"} and {r.step for r in rows} == {1}
+    assert {e.next_step for e in await enrollments(db)} == {2}
+    # Nothing left: another round finds nothing due.
+    assert sum([(await w.run_once()).claimed for w in workers]) == 0
+
+
+async def test_expired_lease_lets_another_worker_take_over(
+    client, account, clock, make_dispatcher, smtp_sink, db, backend
+):
+    _postgres_only(backend)
+    await _immediate_campaign(client, account)
+    for i in range(3):
+        await capture(client, account, clock, email=f"crash{i}@example.com", reference=f"c{i}")
+    crashed, survivor = make_dispatcher(), make_dispatcher()
+
+    token = secrets.token_hex(16)
+    claimed = await crashed._claim(token)  # ...and the worker dies right after claiming
+    assert len(claimed) == 3
+
+    report = await survivor.run_once()
+    assert report.claimed == 0 and report.sent == 0
+    lease = dt.timedelta(seconds=survivor.settings.dispatch_lease_seconds)
+    clock.advance(lease)  # the lease is still held at its last instant
+    assert (await survivor.run_once()).claimed == 0
+    assert smtp_sink.messages == []
+
+    clock.advance(seconds=1)
+    report = await survivor.run_once()
+    assert report.claimed == 3 and report.sent == 3, report
+    assert sorted(recipients(smtp_sink.messages)) == [f"crash{i}@example.com" for i in range(3)]
+
+    # The first worker coming back with its stale claim sends nothing.
+    late = DispatchReport()
+    for enrollment_id in claimed:
+        await crashed._process(enrollment_id, token, late)
+    assert late.sent == 0 and late.skipped == 3
+    assert (await survivor.run_once()).claimed == 0
+    assert len(smtp_sink.messages) == 3
+    assert len(await messages(db)) == 3
+
+
+async def test_slow_sender_past_its_lease_is_not_duplicated(
+    client, account, clock, make_dispatcher, smtp_sink, db, backend
+):
+    _postgres_only(backend)
+    await _immediate_campaign(client, account)
+    await capture(client, account, clock)
+    slow, other = make_dispatcher(gated=True), make_dispatcher()
+
+    slow_tick = asyncio.create_task(slow.run_once())
+    await asyncio.wait_for(slow.transport.entered.wait(), 10)  # recorded, now "sending"
+    (row,) = await messages(db)
+    assert row.status == "sending"
+
+    clock.advance(seconds=slow.settings.dispatch_lease_seconds + 1)
+    report = await other.run_once()
+    assert report.claimed == 1 and report.sent == 0 and report.skipped == 1, report
+    assert smtp_sink.messages == []
+
+    slow.transport.release.set()
+    slow_report = await asyncio.wait_for(slow_tick, 10)
+    assert slow_report.sent == 1
+    assert len(smtp_sink.messages) == 1
+    (row,) = await messages(db)
+    assert row.status == "sent"
+    enr = await enrollment(db)
+    assert enr.next_step == 2 and enr.state == "active" and enr.lease_token is None
+    assert (await other.run_once()).claimed == 0
+    clock.advance(days=1)
+    assert (await other.run_once()).sent == 1
+    assert [m.step for m in await messages(db)] == [1, 2]
+    assert len(smtp_sink.messages) == 2
+
+
+async def test_worker_dying_mid_send_is_never_resent(
+    client, account, clock, make_dispatcher, smtp_sink, db, backend
+):
+    _postgres_only(backend)
+    await _immediate_campaign(client, account)
+    await capture(client, account, clock)
+    dying, other = make_dispatcher(gated=True), make_dispatcher()
+    tick = asyncio.create_task(dying.run_once())
+    await asyncio.wait_for(dying.transport.entered.wait(), 10)
+    tick.cancel()  # the process dies while the SMTP server may or may not have the message
+    with pytest.raises(asyncio.CancelledError):
+        await tick
+    died_at = clock.now()
+
+    # Until the row is stale, its sender may still be at work: look again a lease later.
+    lease = dt.timedelta(seconds=other.settings.dispatch_lease_seconds)
+    clock.advance(STALE_SENDING - dt.timedelta(seconds=1))
+    report = await other.run_once()
+    assert report.claimed == 1 and report.skipped == 1 and report.sent == 0, report
+    assert (await enrollment(db)).next_due_at == clock.now() + lease
+    clock.advance(lease)
+    report = await other.run_once()
+    assert report.claimed == 1 and report.sent == 0, report
+    assert (await other.run_once()).claimed == 0
+    assert smtp_sink.messages == []  # at most once: step 1 is not sent again
+    (row,) = await messages(db)
+    assert row.status == "unknown" and row.sent_at == died_at
+    enr = await enrollment(db)
+    assert enr.next_step == 2 and enr.next_due_at == died_at + dt.timedelta(days=1)
+    clock.set(died_at + dt.timedelta(days=1))
+    assert (await other.run_once()).sent == 1
+    assert [(m.step, m.status) for m in await messages(db)] == [(1, "unknown"), (2, "sent")]
+
+
+async def test_many_workers_racing_for_one_enrollment_send_one_email(
+    client, account, clock, make_dispatcher, smtp_sink, db
+):
+    await _immediate_campaign(client, account)
+    await capture(client, account, clock)
+    workers = [make_dispatcher() for _ in range(5)]
+    reports = await asyncio.gather(*(w.run_once() for w in workers))
+    assert sum(r.claimed for r in reports) == 1
+    assert sum(r.sent for r in reports) == 1
+    assert len(smtp_sink.messages) == 1
+    assert len(await messages(db)) == 1
+
+
+async def test_message_is_unique_per_enrollment_and_step(
+    client, account, clock, dispatcher, smtp_sink, db
+):
+    await _immediate_campaign(client, account)
+    await capture(client, account, clock)
+    assert (await dispatcher.run_once()).sent == 1
+    (row,) = await messages(db)
+    now = clock.now()
+    with pytest.raises(IntegrityError):
+        async with db.session() as session:
+            session.add(
+                Message(
+                    id=new_id("msg"),
+                    account_id=row.account_id,
+                    enrollment_id=row.enrollment_id,
+                    lead_id=row.lead_id,
+                    campaign_id=row.campaign_id,
+                    variant_id=row.variant_id,
+                    step=row.step,
+                    status="sending",
+                    to_email=row.to_email,
+                    subject="",
+                    message_id_header="",
+                    attempts=1,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+    assert len(await messages(db)) == 1
+
+
+async def test_purchase_while_sending_wins(client, account, clock, make_dispatcher, smtp_sink, db):
+    await _immediate_campaign(client, account)
+    await capture(client, account, clock)
+    sender = make_dispatcher(gated=True)
+    tick = asyncio.create_task(sender.run_once())
+    await asyncio.wait_for(sender.transport.entered.wait(), 10)
+    clock.advance(seconds=30)
+    bought = await purchase(client, account, clock)
+    assert len(bought["converted_lead_ids"]) == 1
+    sender.transport.release.set()
+    assert (await asyncio.wait_for(tick, 10)).sent == 1  # it was already on its way
+    enr = await enrollment(db)
+    assert enr.state == "stopped" and enr.stop_reason == "converted" and enr.next_step == 1
+    clock.advance(days=2)
+    assert (await sender.run_once()).claimed == 0
+    assert len(smtp_sink.messages) == 1
+
+
+async def test_frequency_cap_holds_across_workers(
+    client, account, clock, make_dispatcher, smtp_sink, db, backend
+):
+    _postgres_only(backend)
+    await put_settings(client, account, min_delays={"abandoned_checkout": "PT0S", "trial": "PT0S"})
+    await create_campaign(client, account, steps=IMMEDIATE)
+    trial_steps = [{"delay": "PT0S", "template": "trial/1"}]
+    await create_campaign(client, account, name="Trial nurture", source="trial", steps=trial_steps)
+    for i in range(5):
+        email = f"both{i}@example.com"
+        await capture(client, account, clock, email=email, reference=f"chk_{i}")
+        await capture(
+            client, account, clock, email=email, reference=f"tr_{i}", type="trial.started"
+        )
+    workers = [make_dispatcher(dispatch_batch_size=3) for _ in range(3)]
+    await asyncio.gather(*(_drain(w) for w in workers))
+    counts = Counter(recipients(smtp_sink.messages))
+    assert counts == {f"both{i}@example.com": 1 for i in range(5)}
+    clock.advance(hours=12)
+    await asyncio.gather(*(_drain(w) for w in workers))
+    counts = Counter(recipients(smtp_sink.messages))
+    assert counts == {f"both{i}@example.com": 2 for i in range(5)}
