@@ -16,7 +16,7 @@ from leadflow.abtest.models import AbTest
 from leadflow.abtest.schemas import AbTestSettings
 from leadflow.abtest.statistics import probability_best
 from leadflow.campaigns.models import Campaign, Variant
-from leadflow.dispatch.models import Enrollment
+from leadflow.dispatch.models import Enrollment, Message
 from leadflow.kit.clock import Clock
 from leadflow.kit.codes import format_money
 from leadflow.kit.db import Database
@@ -75,12 +75,18 @@ async def save_settings(
     return test
 
 
+def _plain(value: Decimal) -> Decimal:
+    """``50.0000`` → ``50``, ``12.5000`` → ``12.5`` (``normalize()`` alone gives ``5E+1``)."""
+    normalized = value.normalize()
+    return normalized.quantize(Decimal(1)) if normalized == normalized.to_integral() else normalized
+
+
 def settings_of(test: AbTest | None) -> AbTestSettings | None:
     if test is None:
         return None
     return AbTestSettings(
         criterion=test.criterion,
-        threshold=test.threshold.normalize() if test.threshold is not None else None,
+        threshold=_plain(test.threshold) if test.threshold is not None else None,
         currency=test.currency,
         ends_at=test.ends_at,
         keep_best=test.keep_best,
@@ -228,11 +234,39 @@ def _describe_threshold(test: AbTest) -> str:
     if test.criterion == "revenue":
         return f"{format_money(test.threshold, test.currency)} {test.currency} revenue"
     amount = int(test.threshold or 0)
-    return (
-        f"{amount} conversions"
-        if test.criterion == "conversions"
-        else (f"{amount} unique checkout visitors")
+    if test.criterion == "conversions":
+        return f"{amount} conversion{'' if amount == 1 else 's'}"
+    return f"{amount} unique checkout visitor{'' if amount == 1 else 's'}"
+
+
+async def results_at(
+    session: AsyncSession, campaign_id: str, variants: list[Variant], until: dt.datetime
+) -> list[VariantMetrics]:
+    """Leads targeted and conversions per variant as they stood at ``until`` (the end of a
+    time-range test), so activity after the end cannot change its outcome."""
+    metrics = {v.id: VariantMetrics(v) for v in variants}
+    targeted = await session.execute(
+        select(Message.variant_id, func.count())
+        .where(
+            Message.campaign_id == campaign_id,
+            Message.step == 1,
+            Message.status.in_(("sent", "unknown")),
+            Message.sent_at <= until,
+        )
+        .group_by(Message.variant_id)
     )
+    for variant_id, count in targeted:
+        if variant_id in metrics:
+            metrics[variant_id].targeted = count
+    converted = await session.execute(
+        select(Conversion.variant_id, func.count())
+        .where(Conversion.campaign_id == campaign_id, Conversion.converted_at <= until)
+        .group_by(Conversion.variant_id)
+    )
+    for credited, count in converted:
+        if credited in metrics:
+            metrics[credited].conversions = count
+    return [metrics[v.id] for v in variants]
 
 
 async def _by_conversion_rate(
@@ -243,9 +277,11 @@ async def _by_conversion_rate(
     if not any(m.targeted for m in metrics):
         return "inconclusive", None, f"{why}; no variant has sent a follow-up yet"
     # Best rate; ties go to the higher probability of being best, then the older variant.
+    # Probabilities are compared rounded: identical results have identical probabilities,
+    # but the closed form's floating-point noise (0.4999…97 vs 0.5000…03) must not pick one.
     order = sorted(
         range(len(metrics)),
-        key=lambda i: (-(metrics[i].rate or 0.0), -probs[i], i),
+        key=lambda i: (-(metrics[i].rate or 0.0), -round(probs[i], 9), i),
     )
     best = order[0]
     winner = metrics[best]
@@ -303,7 +339,7 @@ async def evaluate(session: AsyncSession, campaign_id: str, now: dt.datetime) ->
                 f"variant {variant.name} reached {_describe_threshold(test)} first",
             )
     if outcome is None and test.ends_at is not None and now >= test.ends_at:
-        metrics = await collect(session, campaign_id, variants)
+        metrics = await results_at(session, campaign_id, variants, test.ends_at)
         ended = f"the test ended at {test.ends_at.isoformat().replace('+00:00', 'Z')}"
         outcome = await _by_conversion_rate(test, metrics, ended)
     if outcome is None:

@@ -95,7 +95,13 @@ class _View:
         by_step: dict[int, list[CounterSum]] = defaultdict(list)
         for row in rows:
             by_step[row.step].append(row)
-        return [StepFigures(step=s, **self.figures(tally(by_step.get(s, [])))) for s in (1, 2, 3)]
+        out = []
+        for step in (1, 2, 3):
+            t = tally(by_step.get(step, []))
+            # Each lead gets each step at most once: a step's targeted leads are its sends.
+            t.targeted_leads = t.followups_sent
+            out.append(StepFigures(step=step, **self.figures(t)))
+        return out
 
     def series(
         self, rows: Iterable[HourSum], start: dt.datetime, end: dt.datetime, granularity: str
@@ -301,6 +307,7 @@ async def campaign_stats(
 async def stats_stream(
     request: Request,
     account: CurrentAccount,
+    session: SessionDep,
     db: DatabaseDep,
     clock: ClockDep,
     settings: SettingsDep,
@@ -311,6 +318,8 @@ async def stats_stream(
     default the last 30 days, up to now) at once and whenever they change, checking every
     LEADFLOW_STATS_STREAM_INTERVAL_SECONDS, and a `: heartbeat` comment every 15 s."""
     _aware(from_, "from")
+    if campaign_id is not None:
+        await get_campaign(session, account.id, campaign_id)  # 404 for other accounts
     account_id = account.id
     interval = settings.stats_stream_interval_seconds
     heartbeat_every = settings.stats_stream_heartbeat_seconds

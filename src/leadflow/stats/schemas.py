@@ -29,6 +29,9 @@ class Figures(BaseModel):
 
 
 class StepFigures(Figures):
+    """Per step, `targeted_leads` are the leads that received this step and
+    `converted_leads` the conversions credited to it."""
+
     step: int
 
 
