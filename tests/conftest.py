@@ -100,12 +100,11 @@ def backend(database: Database) -> str:
 
 async def _empty(db: Database) -> None:
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    # DELETE, children first: on tables this small it is ~20x faster than TRUNCATE on
+    # PostgreSQL (TRUNCATE pays a fixed cost per table), and it works the same on SQLite.
     async with db.engine.begin() as conn:
-        if db.dialect == "postgresql":
-            await conn.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
-        else:
-            for table in tables:
-                await conn.execute(text(f"DELETE FROM {table}"))  # noqa: S608
+        for table in tables:
+            await conn.execute(text(f"DELETE FROM {table}"))  # noqa: S608
 
 
 @pytest.fixture
