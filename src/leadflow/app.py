@@ -19,6 +19,8 @@ from leadflow.config import Settings
 from leadflow.health import router as health_router
 from leadflow.ingest.router import router as ingest_router
 from leadflow.ingest.schemas import BatchEventIn, EventBatchIn, EventIn
+from leadflow.integrations.router import router as integrations_router
+from leadflow.integrations.webhooks import router as platform_webhooks_router
 from leadflow.kit.clock import Clock, SystemClock
 from leadflow.kit.db import Database
 from leadflow.kit.errors import (
@@ -102,6 +104,7 @@ def create_app(
     app.add_middleware(RefuseNulPaths)
     app.include_router(health_router)
     app.include_router(ingest_router)
+    app.include_router(platform_webhooks_router)
     app.include_router(accounts_router)
     app.include_router(leads_router)
     app.include_router(campaigns_router)
@@ -109,6 +112,7 @@ def create_app(
     app.include_router(notifications_router)
     app.include_router(stats_router)
     app.include_router(abtest_router)
+    app.include_router(integrations_router)
     document_notifications(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -5,6 +5,7 @@ from leadflow.accounts.models import Account, ApiKey
 from leadflow.campaigns.models import Campaign, Variant
 from leadflow.dispatch.models import Enrollment, Message
 from leadflow.ingest.models import Event
+from leadflow.integrations.models import Integration, PlatformCustomer, ShopifyCheckout
 from leadflow.kit.db import Base
 from leadflow.leads.models import Conversion, Lead, LeadEvent, LeadGroup
 from leadflow.notifications.models import IlnDelivery, IlnEndpoint
@@ -22,10 +23,13 @@ __all__ = [
     "Event",
     "IlnDelivery",
     "IlnEndpoint",
+    "Integration",
     "Lead",
     "LeadEvent",
     "LeadGroup",
     "Message",
+    "PlatformCustomer",
+    "ShopifyCheckout",
     "StatsCounter",
     "Suppression",
     "Variant",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -13,6 +14,7 @@ from leadflow.abtest.service import evaluate_running
 from leadflow.config import Settings
 from leadflow.dispatch.dispatcher import Dispatcher
 from leadflow.dispatch.mail import MailTransport, build_transport
+from leadflow.integrations.shopify import abandon_due_checkouts
 from leadflow.kit.clock import Clock, SystemClock
 from leadflow.kit.db import Database
 from leadflow.notifications.delivery import Notifier
@@ -20,6 +22,9 @@ from leadflow.notifications.delivery import Notifier
 log = logging.getLogger("leadflow.worker")
 
 Job = Callable[[], Awaitable[None]]
+
+# How often due Shopify checkouts are turned into abandoned-checkout leads.
+SHOPIFY_ABANDON_INTERVAL = 60.0
 
 
 class Worker:
@@ -106,6 +111,20 @@ def build_worker(
         await evaluate_running(db, worker.clock)
 
     worker.add_job("ab_tests", evaluate_ab_tests, settings.ab_eval_interval_seconds)
+
+    async def abandon_shopify_checkouts() -> None:
+        report = await abandon_due_checkouts(
+            db, worker.clock, dt.timedelta(days=settings.attribution_days)
+        )
+        if report.abandoned or report.failed:
+            log.info(
+                "shopify: %d checkouts abandoned, %d completed, %d failed",
+                report.abandoned,
+                report.completed,
+                report.failed,
+            )
+
+    worker.add_job("shopify_abandonment", abandon_shopify_checkouts, SHOPIFY_ABANDON_INTERVAL)
 
     notifier = Notifier(settings, db, worker.clock)
     worker.add_job("iln", notifier.tick, settings.iln_interval_seconds)

@@ -113,6 +113,98 @@ async def ingest_event(
     return result
 
 
+async def record_event(
+    session: AsyncSession,
+    account: Account,
+    *,
+    source: str,
+    external_id: str,
+    type: str,
+    raw_body: str,
+    now: dt.datetime,
+    occurred_at: dt.datetime | None = None,
+    reference: str | None = None,
+    email: str | None = None,
+    result: dict[str, Any] | None = None,
+) -> str | None:
+    """Store a delivery that is not a lead event (a platform topic), deduplicated like
+    ``ingest_event``, with ``{"event_id": …, **result}`` as its answer. Returns the new event
+    id, or None when ``external_id`` was seen."""
+    event_id = new_id("evt")
+    insert = insert_for(session)
+    stmt = (
+        insert(Event)
+        .values(
+            id=event_id,
+            account_id=account.id,
+            source=source,
+            external_id=external_id,
+            type=type[:64],
+            occurred_at=min((occurred_at or now).astimezone(dt.UTC), now),
+            received_at=now,
+            reference=reference,
+            email=email.lower() if email else None,
+            amount=None,
+            currency=None,
+            raw_body=raw_body,
+            result={"event_id": event_id, **(result or {})},
+        )
+        .on_conflict_do_nothing(index_elements=["account_id", "source", "external_id"])
+        .returning(Event.id)
+    )
+    inserted: str | None = (await session.execute(stmt)).scalar_one_or_none()
+    return inserted
+
+
+async def stored_result(
+    session: AsyncSession, account_id: str, source: str, external_id: str
+) -> dict[str, Any] | None:
+    """The answer given to the first delivery of ``external_id``, if there was one."""
+    stored: dict[str, Any] | None = (
+        await session.execute(
+            select(Event.result).where(
+                Event.account_id == account_id,
+                Event.source == source,
+                Event.external_id == external_id,
+            )
+        )
+    ).scalar_one_or_none()
+    return stored
+
+
+async def record_ignored(
+    session: AsyncSession,
+    account: Account,
+    *,
+    source: str,
+    external_id: str,
+    type: str,
+    raw_body: str,
+    now: dt.datetime,
+    reason: str | None = None,
+    occurred_at: dt.datetime | None = None,
+    reference: str | None = None,
+    email: str | None = None,
+) -> dict[str, Any]:
+    """Record a delivery leadflow does not act on, so a redelivery answers the same; returns
+    ``{"event_id", "type", "ignored": true, "reason", "duplicate"}``."""
+    event_id = await record_event(
+        session,
+        account,
+        source=source,
+        external_id=external_id,
+        type=type,
+        raw_body=raw_body,
+        now=now,
+        occurred_at=occurred_at,
+        reference=reference,
+        email=email,
+        result={"type": type[:64], "ignored": True, "reason": reason},
+    )
+    stored = await stored_result(session, account.id, source, external_id)
+    return {**(stored or {}), "duplicate": event_id is None}
+
+
 async def _replay(
     session: AsyncSession, account_id: str, source: str, external_id: str
 ) -> IngestResult:

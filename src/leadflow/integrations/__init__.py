@@ -1,0 +1,1 @@
+"""Native webhooks from ecommerce platforms: credentials, inbound deliveries, Shopify checkouts."""
