@@ -40,7 +40,7 @@ from leadflow.dispatch.templates.catalog import (
 )
 from leadflow.kit.durations import format_duration
 from leadflow.kit.errors import AppError, error_responses, field_error, not_found
-from leadflow.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, decode_cursor, encode_cursor
+from leadflow.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from leadflow.leads.models import Lead
 
 router = APIRouter(tags=["campaigns"])
@@ -134,10 +134,9 @@ async def list_campaigns(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: str | None = None,
 ) -> Page[CampaignOut]:
-    after = str(decode_cursor(cursor, 1)[0]) if cursor else None
-    campaigns = await service.list_campaigns(session, account.id, include_archived, limit, after)
-    next_cursor = encode_cursor([campaigns[limit - 1].id]) if len(campaigns) > limit else None
-    campaigns = campaigns[:limit]
+    campaigns, next_cursor = await service.list_campaigns(
+        session, account.id, include_archived, limit, cursor
+    )
     ids = [c.id for c in campaigns]
     variants = await service.variants_by_campaign(session, ids)
     tests = {t.campaign_id: t for t in await tests_for(session, ids)}

@@ -21,6 +21,7 @@ from leadflow.dispatch.templates.catalog import TEMPLATE_SOURCE_TYPES, is_templa
 from leadflow.kit.durations import format_duration, parse_duration
 from leadflow.kit.errors import AppError, FieldProblem, field_error, not_found
 from leadflow.kit.ids import new_id
+from leadflow.kit.pagination import keyset_page
 from leadflow.notifications import events
 
 _VAGUE_NAME = re.compile(
@@ -367,15 +368,12 @@ async def delete_variant(
 
 
 async def list_campaigns(
-    session: AsyncSession, account_id: str, include_archived: bool, limit: int, after_id: str | None
-) -> list[Campaign]:
+    session: AsyncSession, account_id: str, include_archived: bool, limit: int, cursor: str | None
+) -> tuple[list[Campaign], str | None]:
     stmt = select(Campaign).where(Campaign.account_id == account_id)
     if not include_archived:
         stmt = stmt.where(Campaign.archived_at.is_(None))
-    if after_id:
-        stmt = stmt.where(Campaign.id > after_id)
-    stmt = stmt.order_by(Campaign.id).limit(limit + 1)
-    return list((await session.execute(stmt)).scalars())
+    return await keyset_page(session, stmt, (Campaign.id,), limit=limit, cursor=cursor)
 
 
 async def variants_by_campaign(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import and_, or_, select, text, update
@@ -59,30 +60,23 @@ async def ingest_event(
     email = event.customer.email.lower()
     await _lock_contact(session, account.id, email)
     occurred_at = min(event.occurred_at.astimezone(dt.UTC), now)
-    event_id = new_id("evt")
-    insert = insert_for(session)
-    stmt = (
-        insert(Event)
-        .values(
-            id=event_id,
-            account_id=account.id,
-            source=source,
-            external_id=external_id,
-            type=event.type.value,
-            occurred_at=occurred_at,
-            received_at=now,
-            reference=event.reference or email,
-            email=email,
-            amount=event.amount,
-            currency=event.currency,
-            raw_body=raw_body,
-            result={},
-        )
-        .on_conflict_do_nothing(index_elements=["account_id", "source", "external_id"])
-        .returning(Event.id)
+    event_id = await record_event(
+        session,
+        account,
+        source=source,
+        external_id=external_id,
+        type=event.type.value,
+        raw_body=raw_body,
+        now=now,
+        occurred_at=occurred_at,
+        reference=event.reference or email,
+        email=email,
+        amount=event.amount,
+        currency=event.currency,
     )
-    if (await session.execute(stmt)).scalar_one_or_none() is None:
-        return await _replay(session, account.id, source, external_id)
+    if event_id is None:
+        stored = await stored_result(session, account.id, source, external_id)
+        return IngestResult.model_validate({**(stored or {}), "duplicate": True})
 
     if event.type is EventType.ORDER_COMPLETED:
         purchase = await session.get_one(Event, event_id)
@@ -125,11 +119,13 @@ async def record_event(
     occurred_at: dt.datetime | None = None,
     reference: str | None = None,
     email: str | None = None,
+    amount: Decimal | None = None,
+    currency: str | None = None,
     result: dict[str, Any] | None = None,
 ) -> str | None:
-    """Store a delivery that is not a lead event (a platform topic), deduplicated like
-    ``ingest_event``, with ``{"event_id": …, **result}`` as its answer. Returns the new event
-    id, or None when ``external_id`` was seen."""
+    """Store a delivery once per (account, source, external id), with ``{"event_id": …,
+    **result}`` as its answer. Returns the new event id, or None when ``external_id`` was seen
+    (a duplicate: nothing is written)."""
     event_id = new_id("evt")
     insert = insert_for(session)
     stmt = (
@@ -144,8 +140,8 @@ async def record_event(
             received_at=now,
             reference=reference,
             email=email.lower() if email else None,
-            amount=None,
-            currency=None,
+            amount=amount,
+            currency=currency,
             raw_body=raw_body,
             result={"event_id": event_id, **(result or {})},
         )
@@ -203,21 +199,6 @@ async def record_ignored(
     )
     stored = await stored_result(session, account.id, source, external_id)
     return {**(stored or {}), "duplicate": event_id is None}
-
-
-async def _replay(
-    session: AsyncSession, account_id: str, source: str, external_id: str
-) -> IngestResult:
-    stored = (
-        await session.execute(
-            select(Event.result).where(
-                Event.account_id == account_id,
-                Event.source == source,
-                Event.external_id == external_id,
-            )
-        )
-    ).scalar_one()
-    return IngestResult.model_validate({**stored, "duplicate": True})
 
 
 async def _upsert_lead(

@@ -5,13 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.domain import LeadStatus
 from leadflow.ingest.models import Event
-from leadflow.kit.errors import field_error
-from leadflow.kit.pagination import decode_cursor, encode_cursor
+from leadflow.kit.pagination import keyset_page
 from leadflow.leads.models import Lead, LeadEvent, LeadGroup
 
 
@@ -49,29 +48,14 @@ async def list_leads(
     session: AsyncSession, account_id: str, filters: LeadFilters, limit: int, cursor: str | None
 ) -> tuple[list[Lead], str | None]:
     """Newest first; the cursor is the (captured_at, id) of the last lead returned."""
-    stmt = _filtered(account_id, filters)
-    if cursor:
-        captured_raw, last_id = decode_cursor(cursor, 2)
-        try:
-            captured = dt.datetime.fromisoformat(str(captured_raw))
-            if captured.tzinfo is None:
-                raise ValueError("naive timestamp")
-            captured = captured.astimezone(dt.UTC)
-        except (ValueError, OverflowError):
-            raise field_error("cursor", "malformed cursor") from None
-        if not isinstance(last_id, str) or "\x00" in last_id:
-            raise field_error("cursor", "malformed cursor")
-        stmt = stmt.where(
-            or_(Lead.captured_at < captured, and_(Lead.captured_at == captured, Lead.id < last_id))
-        )
-    stmt = stmt.order_by(Lead.captured_at.desc(), Lead.id.desc()).limit(limit + 1)
-    leads = list((await session.execute(stmt)).scalars())
-    next_cursor = None
-    if len(leads) > limit:
-        leads = leads[:limit]
-        last = leads[-1]
-        next_cursor = encode_cursor([last.captured_at.isoformat(), last.id])
-    return leads, next_cursor
+    return await keyset_page(
+        session,
+        _filtered(account_id, filters),
+        (Lead.captured_at, Lead.id),
+        limit=limit,
+        cursor=cursor,
+        newest_first=True,
+    )
 
 
 async def get_lead(session: AsyncSession, account_id: str, lead_id: str) -> Lead | None:

@@ -5,11 +5,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response, status
 from pydantic import BaseModel
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 
 from leadflow.deps import ClockDep, CurrentAccount, SessionDep, SettingsDep
-from leadflow.kit.errors import AppError, error_responses, field_error, not_found
-from leadflow.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, decode_cursor, encode_cursor
+from leadflow.kit.errors import AppError, error_responses, not_found
+from leadflow.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, keyset_page
 from leadflow.notifications import service
 from leadflow.notifications.delivery import DeliveryReport, notifier_for
 from leadflow.notifications.models import IlnDelivery, IlnEndpoint
@@ -95,13 +95,10 @@ async def list_endpoints(
     cursor: str | None = None,
 ) -> Page[EndpointOut]:
     stmt = select(IlnEndpoint).where(IlnEndpoint.account_id == account.id)
-    if cursor:
-        stmt = stmt.where(IlnEndpoint.id > str(decode_cursor(cursor, 1)[0]))
-    rows = list((await session.execute(stmt.order_by(IlnEndpoint.id).limit(limit + 1))).scalars())
-    next_cursor = encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None
-    return Page[EndpointOut](
-        items=[endpoint_view(r) for r in rows[:limit]], next_cursor=next_cursor
+    rows, next_cursor = await keyset_page(
+        session, stmt, (IlnEndpoint.id,), limit=limit, cursor=cursor
     )
+    return Page[EndpointOut](items=[endpoint_view(r) for r in rows], next_cursor=next_cursor)
 
 
 @router.get(
@@ -229,27 +226,15 @@ async def list_deliveries(
         stmt = stmt.where(IlnDelivery.status == status_)
     if event_type:
         stmt = stmt.where(IlnDelivery.event_type == event_type)
-    if cursor:
-        created_raw, last_id = decode_cursor(cursor, 2)
-        try:
-            created = dt.datetime.fromisoformat(str(created_raw))
-        except ValueError:
-            raise field_error("cursor", "malformed cursor") from None
-        stmt = stmt.where(
-            or_(
-                IlnDelivery.created_at < created,
-                and_(IlnDelivery.created_at == created, IlnDelivery.id < str(last_id)),
-            )
-        )
-    stmt = stmt.order_by(IlnDelivery.created_at.desc(), IlnDelivery.id.desc()).limit(limit + 1)
-    rows = list((await session.execute(stmt)).scalars())
-    next_cursor = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        next_cursor = encode_cursor([last.created_at.isoformat(), last.id])
-    return Page[DeliveryOut](
-        items=[delivery_view(r) for r in rows[:limit]], next_cursor=next_cursor
+    rows, next_cursor = await keyset_page(
+        session,
+        stmt,
+        (IlnDelivery.created_at, IlnDelivery.id),
+        limit=limit,
+        cursor=cursor,
+        newest_first=True,
     )
+    return Page[DeliveryOut](items=[delivery_view(r) for r in rows], next_cursor=next_cursor)
 
 
 @router.post(

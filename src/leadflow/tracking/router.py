@@ -16,7 +16,7 @@ from leadflow.accounts.models import Account
 from leadflow.deps import ClockDep, CurrentAccount, SessionDep
 from leadflow.dispatch.models import Message
 from leadflow.kit.errors import AppError, error_responses, not_found
-from leadflow.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, decode_cursor, encode_cursor
+from leadflow.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, keyset_page
 from leadflow.leads.models import Lead
 from leadflow.tracking.models import Suppression
 from leadflow.tracking.service import record_visit, suppress
@@ -151,12 +151,10 @@ async def list_suppressions(
     stmt = select(Suppression).where(Suppression.account_id == account.id)
     if email:
         stmt = stmt.where(Suppression.email == email.lower())
-    if cursor:
-        (after,) = decode_cursor(cursor, 1)
-        stmt = stmt.where(Suppression.id > str(after))
-    rows = list((await session.execute(stmt.order_by(Suppression.id).limit(limit + 1))).scalars())
-    next_cursor = encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None
-    return Page[SuppressionOut](items=[_view(r) for r in rows[:limit]], next_cursor=next_cursor)
+    rows, next_cursor = await keyset_page(
+        session, stmt, (Suppression.id,), limit=limit, cursor=cursor
+    )
+    return Page[SuppressionOut](items=[_view(r) for r in rows], next_cursor=next_cursor)
 
 
 @router.post(

@@ -8,6 +8,7 @@ naming the platform's own field.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import hmac
@@ -49,6 +50,21 @@ def same(expected: str, offered: str) -> bool:
 def hmac_sha256(key: str, message: bytes) -> bytes:
     """HMAC-SHA256 keyed with the secret string's UTF-8 bytes (no decoding of the secret)."""
     return hmac.new(key.encode(), message, hashlib.sha256).digest()
+
+
+def body_signature(secret: str, body: bytes) -> str:
+    """Base64 HMAC-SHA256 of the raw body (Shopify's and WooCommerce's scheme)."""
+    return base64.b64encode(hmac_sha256(secret, body)).decode()
+
+
+def verify_body_signature(
+    headers: Mapping[str, str], body: bytes, secret: str, header_name: str
+) -> None:
+    offered = header(headers, header_name)
+    if offered is None:
+        raise unauthorized(f"Missing {header_name} header.")
+    if not same(body_signature(secret, body), offered):
+        raise unauthorized(f"{header_name} does not match the configured secret.")
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:

@@ -11,7 +11,6 @@ order (``orders/create``, ``orders/paid``) carrying their ``checkout_token`` arr
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 from collections.abc import Mapping
 from typing import Any
@@ -19,13 +18,13 @@ from typing import Any
 from leadflow.domain import EventType
 from leadflow.ingest.formats import Credentials, Ignored, Normalized, Outcome, PendingCheckout
 from leadflow.ingest.formats.common import (
+    body_signature,
     country,
     currency,
     email,
     event_fields,
     from_iso,
     header,
-    hmac_sha256,
     items,
     json_object,
     language,
@@ -34,10 +33,9 @@ from leadflow.ingest.formats.common import (
     product,
     require_header,
     required_id,
-    same,
     text,
-    unauthorized,
     url,
+    verify_body_signature,
 )
 from leadflow.kit.errors import field_error
 
@@ -51,16 +49,11 @@ CHECKOUT_TOPICS = ("checkouts/create", "checkouts/update")
 ORDER_TOPICS = ("orders/create", "orders/paid")
 
 
-def signature(secret: str, body: bytes) -> str:
-    return base64.b64encode(hmac_sha256(secret, body)).decode()
+signature = body_signature
 
 
 def verify(headers: Mapping[str, str], body: bytes, secret: str) -> None:
-    offered = header(headers, SIGNATURE_HEADER)
-    if offered is None:
-        raise unauthorized(f"Missing {SIGNATURE_HEADER} header.")
-    if not same(signature(secret, body), offered):
-        raise unauthorized(f"{SIGNATURE_HEADER} does not match the configured secret.")
+    verify_body_signature(headers, body, secret, SIGNATURE_HEADER)
 
 
 def read(

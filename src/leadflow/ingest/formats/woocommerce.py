@@ -10,7 +10,6 @@ the answer is 200.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import re
 from collections.abc import Mapping
@@ -19,13 +18,13 @@ from typing import Any
 from leadflow.domain import EventType
 from leadflow.ingest.formats import Credentials, Ignored, Normalized, Outcome, Ping
 from leadflow.ingest.formats.common import (
+    body_signature,
     country,
     currency,
     email,
     event_fields,
     from_iso,
     header,
-    hmac_sha256,
     items,
     json_object,
     money,
@@ -33,10 +32,9 @@ from leadflow.ingest.formats.common import (
     product,
     require_header,
     required_id,
-    same,
     text,
-    unauthorized,
     url,
+    verify_body_signature,
 )
 
 PLATFORM = "woocommerce"
@@ -51,8 +49,7 @@ COMPLETED_STATUSES = ("processing", "completed")
 _PING = re.compile(rb"webhook_id=(\d{1,20})")
 
 
-def signature(secret: str, body: bytes) -> str:
-    return base64.b64encode(hmac_sha256(secret, body)).decode()
+signature = body_signature
 
 
 def ping(headers: Mapping[str, str], body: bytes) -> Ping | None:
@@ -64,11 +61,7 @@ def ping(headers: Mapping[str, str], body: bytes) -> Ping | None:
 
 
 def verify(headers: Mapping[str, str], body: bytes, secret: str) -> None:
-    offered = header(headers, SIGNATURE_HEADER)
-    if offered is None:
-        raise unauthorized(f"Missing {SIGNATURE_HEADER} header.")
-    if not same(signature(secret, body), offered):
-        raise unauthorized(f"{SIGNATURE_HEADER} does not match the webhook's secret.")
+    verify_body_signature(headers, body, secret, SIGNATURE_HEADER)
 
 
 def read(
