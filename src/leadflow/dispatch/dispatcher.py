@@ -6,29 +6,26 @@ import asyncio
 import datetime as dt
 import logging
 import secrets
-from dataclasses import dataclass, field
-from email.message import EmailMessage
 
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.accounts.models import Account
-from leadflow.accounts.service import min_delay
 from leadflow.campaigns.enrollment import is_running
 from leadflow.campaigns.models import Campaign, Variant
 from leadflow.config import Settings
 from leadflow.dispatch.compose import build_email, lead_context, sender, unsubscribe_url
 from leadflow.dispatch.mail import MailTransport, PermanentMailError, TransientMailError
 from leadflow.dispatch.models import Enrollment, Message
+from leadflow.dispatch.outcomes import DispatchReport, Outgoing, record_failure, record_sent
 from leadflow.dispatch.render import render_step
-from leadflow.dispatch.scheduling import next_allowed, retry_delay
+from leadflow.dispatch.rules import due_at, lock_recipient
 from leadflow.domain import LeadStatus
 from leadflow.kit.clock import Clock
 from leadflow.kit.db import Database, insert_for
 from leadflow.kit.ids import new_id
 from leadflow.leads.models import Lead, LeadGroup
 from leadflow.notifications import events
-from leadflow.stats.service import bump
 from leadflow.tracking.models import Suppression
 
 log = logging.getLogger("leadflow.dispatch")
@@ -42,29 +39,6 @@ def _release_lease(enrollment: Enrollment, now: dt.datetime) -> None:
     enrollment.lease_until = None
     enrollment.lease_token = None
     enrollment.updated_at = now
-
-
-@dataclass
-class DispatchReport:
-    claimed: int = 0
-    sent: int = 0
-    rescheduled: int = 0
-    retried: int = 0
-    failed: int = 0
-    stopped: int = 0
-    completed: int = 0
-    skipped: int = 0
-    errors: list[str] = field(default_factory=list)
-
-
-@dataclass
-class _Outgoing:
-    message_id: str
-    enrollment_id: str
-    step: int
-    last_step: int
-    next_delay: dt.timedelta | None
-    email: EmailMessage
 
 
 class Dispatcher:
@@ -179,15 +153,31 @@ class Dispatcher:
         try:
             await self.transport.send(outgoing.email)
         except PermanentMailError as exc:
-            await self._after_failure(outgoing, token, str(exc), permanent=True, report=report)
+            await record_failure(
+                self.db,
+                self.settings,
+                self.clock.now(),
+                outgoing,
+                str(exc),
+                permanent=True,
+                report=report,
+            )
         except TransientMailError as exc:
-            await self._after_failure(outgoing, token, str(exc), permanent=False, report=report)
+            await record_failure(
+                self.db,
+                self.settings,
+                self.clock.now(),
+                outgoing,
+                str(exc),
+                permanent=False,
+                report=report,
+            )
         else:
-            await self._after_success(outgoing, token, report)
+            await record_sent(self.db, self.clock.now(), outgoing, report)
 
     async def _prepare(
         self, session: AsyncSession, enrollment_id: str, token: str, report: DispatchReport
-    ) -> _Outgoing | None:
+    ) -> Outgoing | None:
         now = self.clock.now()
         enrollment = (
             await session.execute(
@@ -200,7 +190,7 @@ class Dispatcher:
             report.skipped += 1  # the lease expired and another worker took over
             return None
         lead = await session.get_one(Lead, enrollment.lead_id)
-        await self._lock_recipient(session, enrollment, lead)
+        await lock_recipient(session, enrollment, lead, now)
         campaign = await session.get_one(Campaign, enrollment.campaign_id)
         variant = await session.get_one(Variant, enrollment.variant_id)
         account = await session.get_one(Account, enrollment.account_id)
@@ -251,7 +241,7 @@ class Dispatcher:
             finish()
             return None
 
-        due = await self._due(session, account, lead, campaign, variant, enrollment)
+        due = await due_at(session, account, lead, campaign, variant, enrollment)
         if due > now:
             enrollment.next_due_at = due
             report.rescheduled += 1
@@ -300,25 +290,6 @@ class Dispatcher:
             session, account, lead, variant, enrollment, message, now, report
         )
 
-    async def _lock_recipient(
-        self, session: AsyncSession, enrollment: Enrollment, lead: Lead
-    ) -> None:
-        """Serialise the decisions about one address until this transaction ends, so the
-        frequency cap sees a follow-up another enrollment (same tick, other worker) records."""
-        if session.get_bind().dialect.name == "postgresql":
-            await session.execute(
-                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-                {"key": f"dispatch:{enrollment.account_id}:{lead.email}"},
-            )
-        else:
-            # SQLite has one writer: writing first takes the write lock now, so the reads
-            # below come after any other worker's committed message.
-            await session.execute(
-                update(Enrollment)
-                .where(Enrollment.id == enrollment.id)
-                .values(updated_at=self.clock.now())
-            )
-
     async def _resume(
         self,
         session: AsyncSession,
@@ -327,7 +298,7 @@ class Dispatcher:
         variant: Variant,
         now: dt.datetime,
         report: DispatchReport,
-    ) -> _Outgoing | None:
+    ) -> Outgoing | None:
         """A message row for this step exists already: never send it a second time."""
 
         def finish() -> None:
@@ -381,7 +352,7 @@ class Dispatcher:
         message: Message,
         now: dt.datetime,
         report: DispatchReport,
-    ) -> _Outgoing | None:
+    ) -> Outgoing | None:
         step = message.step
         stored = variant.steps[step - 1]
         base = self.settings.base_url
@@ -414,7 +385,7 @@ class Dispatcher:
             if step < len(variant.steps)
             else None
         )
-        return _Outgoing(
+        return Outgoing(
             message_id=message.id,
             enrollment_id=enrollment.id,
             step=step,
@@ -435,127 +406,3 @@ class Dispatcher:
         else:
             delay = dt.timedelta(seconds=variant.steps[step]["delay_seconds"])
             enrollment.next_due_at = sent_at + delay
-
-    async def _due(
-        self,
-        session: AsyncSession,
-        account: Account,
-        lead: Lead,
-        campaign: Campaign,
-        variant: Variant,
-        enrollment: Enrollment,
-    ) -> dt.datetime:
-        due = enrollment.next_due_at
-        if enrollment.next_step == 1:
-            # The minimum delay is the merchant's current setting, applied at send time.
-            delay = dt.timedelta(seconds=variant.steps[0]["delay_seconds"])
-            due = max(due, lead.captured_at + max(delay, min_delay(account, lead.source_type)))
-        last = (
-            await session.execute(
-                select(func.max(func.coalesce(Message.sent_at, Message.created_at))).where(
-                    Message.account_id == account.id,
-                    Message.to_email == lead.email,
-                    Message.enrollment_id != enrollment.id,
-                    Message.status.in_(("sent", "unknown", "sending")),
-                )
-            )
-        ).scalar_one_or_none()
-        if last is not None:
-            if last.tzinfo is None:  # coalesce() loses the column type on SQLite
-                last = last.replace(tzinfo=dt.UTC)
-            due = max(due, last + dt.timedelta(hours=account.min_hours_between_emails))
-        timezone = lead.timezone or account.timezone
-        return next_allowed(due, campaign.send_window, timezone)
-
-    async def _after_success(self, out: _Outgoing, token: str, report: DispatchReport) -> None:
-        now = self.clock.now()
-        async with self.db.session() as session:
-            await session.execute(
-                update(Message)
-                .where(Message.id == out.message_id)
-                .values(
-                    status="sent",
-                    sent_at=now,
-                    updated_at=now,
-                    subject=out.email["Subject"],
-                    message_id_header=out.email["Message-ID"],
-                    last_error=None,
-                )
-            )
-            values: dict[str, object] = {
-                "next_step": out.step + 1,
-                "attempts": 0,
-                "lease_until": None,
-                "lease_token": None,
-                "updated_at": now,
-            }
-            if out.next_delay is None:
-                values["state"] = "completed"
-            else:
-                values["next_due_at"] = now + out.next_delay
-            # Conditional on the step: a stop (purchase, unsubscribe) during the send wins.
-            advanced = await session.execute(
-                update(Enrollment)
-                .where(
-                    Enrollment.id == out.enrollment_id,
-                    Enrollment.next_step == out.step,
-                    Enrollment.state == "active",
-                )
-                .values(**values)
-                .returning(Enrollment.id)
-            )
-            message = await session.get_one(Message, out.message_id)
-            await bump(
-                session,
-                account_id=message.account_id,
-                campaign_id=message.campaign_id,
-                variant_id=message.variant_id,
-                step=message.step,
-                when=now,
-                followups=1,
-                targeted=1 if message.step == 1 else 0,
-            )
-            await events.followup_sent(session, message, now)
-            if advanced.scalar_one_or_none() is not None and out.next_delay is None:
-                report.completed += 1
-                enrollment = await session.get_one(Enrollment, out.enrollment_id)
-                await events.followups_completed(session, enrollment, out.step, now)
-        report.sent += 1
-
-    async def _after_failure(
-        self, out: _Outgoing, token: str, error: str, *, permanent: bool, report: DispatchReport
-    ) -> None:
-        now = self.clock.now()
-        async with self.db.session() as session:
-            enrollment = await session.get_one(Enrollment, out.enrollment_id)
-            attempts = enrollment.attempts + 1
-            give_up = permanent or attempts >= self.settings.smtp_max_attempts
-            await session.execute(
-                update(Message)
-                .where(Message.id == out.message_id)
-                .values(
-                    status="failed" if give_up else "deferred",
-                    last_error=error[:2000],
-                    updated_at=now,
-                )
-            )
-            enrollment.attempts = attempts
-            enrollment.lease_until = None
-            enrollment.lease_token = None
-            enrollment.updated_at = now
-            if give_up:
-                if enrollment.state == "active":
-                    enrollment.state = "stopped"
-                    enrollment.stop_reason = "smtp_rejected" if permanent else "smtp_unavailable"
-                report.failed += 1
-                message = await session.get_one(Message, out.message_id)
-                await events.followup_failed(session, message, error[:2000], now)
-                log.warning("follow-up %s failed for good: %s", out.message_id, error)
-            else:
-                enrollment.next_due_at = now + retry_delay(
-                    attempts,
-                    self.settings.smtp_retry_base_seconds,
-                    self.settings.smtp_retry_max_seconds,
-                )
-                report.retried += 1
-                log.info("follow-up %s deferred (attempt %d): %s", out.message_id, attempts, error)
