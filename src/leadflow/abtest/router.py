@@ -4,6 +4,7 @@ from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.abtest import service
+from leadflow.abtest.metrics import collect
 from leadflow.abtest.schemas import AbTestResult, DecideIn, VariantResult
 from leadflow.abtest.statistics import (
     probability_best,
@@ -22,7 +23,7 @@ async def _result(session: AsyncSession, campaign_id: str, account_id: str) -> A
     campaign = await get_campaign(session, account_id, campaign_id)
     test = await service.get_test(session, campaign.id)
     variants = await live_variants(session, campaign.id)
-    metrics = await service.collect(session, campaign.id, variants)
+    metrics = await collect(session, campaign.id, variants)
     probs = probability_best([(m.conversions, m.targeted) for m in metrics])
     first = metrics[0] if metrics else None
     results = []

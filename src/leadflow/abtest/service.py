@@ -4,27 +4,26 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections import defaultdict
-from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow.abtest.metrics import (
+    VariantMetrics,
+    criterion_totals,
+    reach_time,
+    results_at,
+)
 from leadflow.abtest.models import AbTest
 from leadflow.abtest.schemas import AbTestSettings
 from leadflow.abtest.statistics import probability_best
 from leadflow.campaigns.models import Campaign, Variant
-from leadflow.dispatch.models import Enrollment, Message
 from leadflow.kit.clock import Clock
 from leadflow.kit.codes import format_money
 from leadflow.kit.db import Database
 from leadflow.kit.errors import AppError, field_error
-from leadflow.leads.models import Conversion
 from leadflow.notifications import events
-from leadflow.stats.models import StatsCounter
-from leadflow.tracking.models import Visit
 
 log = logging.getLogger("leadflow.abtest")
 
@@ -106,130 +105,6 @@ def allowed_variants(test: AbTest | None, variants: list[Variant]) -> list[Varia
     return chosen or variants
 
 
-@dataclass
-class VariantMetrics:
-    variant: Variant
-    leads_assigned: int = 0
-    followups: dict[int, int] = field(default_factory=dict)
-    targeted: int = 0
-    visitors: int = 0
-    conversions: int = 0
-    revenue: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
-
-    @property
-    def rate(self) -> float | None:
-        return self.conversions / self.targeted if self.targeted else None
-
-
-async def collect(
-    session: AsyncSession, campaign_id: str, variants: list[Variant]
-) -> list[VariantMetrics]:
-    metrics = {v.id: VariantMetrics(v) for v in variants}
-    assigned = await session.execute(
-        select(Enrollment.variant_id, func.count())
-        .where(Enrollment.campaign_id == campaign_id)
-        .group_by(Enrollment.variant_id)
-    )
-    for variant_id, count in assigned:
-        if variant_id in metrics:
-            metrics[variant_id].leads_assigned = count
-    counters = await session.execute(
-        select(
-            StatsCounter.variant_id,
-            StatsCounter.step,
-            func.sum(StatsCounter.followups_sent),
-            func.sum(StatsCounter.leads_targeted),
-        )
-        .where(StatsCounter.campaign_id == campaign_id)
-        .group_by(StatsCounter.variant_id, StatsCounter.step)
-    )
-    for variant_id, step, sent, targeted in counters:
-        if variant_id in metrics and sent:
-            metrics[variant_id].followups[step] = int(sent)
-            metrics[variant_id].targeted += int(targeted or 0)
-    visits = await session.execute(
-        select(Visit.variant_id, func.count())
-        .where(Visit.campaign_id == campaign_id)
-        .group_by(Visit.variant_id)
-    )
-    for variant_id, count in visits:
-        if variant_id in metrics:
-            metrics[variant_id].visitors = count
-    conversions = await session.execute(
-        select(
-            Conversion.variant_id, Conversion.currency, func.count(), func.sum(Conversion.amount)
-        )
-        .where(Conversion.campaign_id == campaign_id)
-        .group_by(Conversion.variant_id, Conversion.currency)
-    )
-    for credited, code, count, total in conversions:
-        if credited in metrics:
-            metrics[credited].conversions += count
-            if code and total is not None:
-                metrics[credited].revenue[code] += Decimal(str(total))
-    return [metrics[v.id] for v in variants]
-
-
-async def _totals(session: AsyncSession, test: AbTest) -> dict[str, Decimal]:
-    """Each variant's current total for the criterion, summed in the database."""
-    key: Any
-    value: Any
-    conditions: list[Any]
-    if test.criterion == "unique_visitors":
-        key, value, conditions = (
-            Visit.variant_id,
-            func.count(),
-            [Visit.campaign_id == test.campaign_id],
-        )
-    else:
-        key, conditions = Conversion.variant_id, [Conversion.campaign_id == test.campaign_id]
-        value = func.count()
-        if test.criterion == "revenue":
-            value = func.sum(Conversion.amount)
-            conditions.append(Conversion.currency == test.currency)
-    rows = await session.execute(select(key, value).where(*conditions).group_by(key))
-    return {
-        variant_id: Decimal(str(total or 0)) for variant_id, total in rows if variant_id is not None
-    }
-
-
-async def _reach_time(session: AsyncSession, test: AbTest, variant_id: str) -> dt.datetime | None:
-    """When a variant that has reached the threshold reached it."""
-    threshold = test.threshold or Decimal(0)
-    stmt: Any
-    if test.criterion == "unique_visitors":
-        stmt = (
-            select(Visit.first_at)
-            .where(Visit.campaign_id == test.campaign_id, Visit.variant_id == variant_id)
-            .order_by(Visit.first_at, Visit.id)
-        )
-    elif test.criterion == "conversions":
-        stmt = (
-            select(Conversion.converted_at)
-            .where(Conversion.campaign_id == test.campaign_id, Conversion.variant_id == variant_id)
-            .order_by(Conversion.converted_at, Conversion.id)
-        )
-    else:
-        total = Decimal(0)
-        rows = await session.stream(
-            select(Conversion.converted_at, Conversion.amount)
-            .where(
-                Conversion.campaign_id == test.campaign_id,
-                Conversion.variant_id == variant_id,
-                Conversion.currency == test.currency,
-            )
-            .order_by(Conversion.converted_at, Conversion.id)
-        )
-        async for when, amount in rows:
-            total += amount or Decimal(0)
-            if total >= threshold:
-                return when
-        return None
-    # The Nth visit or conversion, by time.
-    nth = await session.execute(stmt.offset(int(threshold) - 1).limit(1))
-    return nth.scalar_one_or_none()
-
-
 def _describe_threshold(test: AbTest) -> str:
     if test.criterion == "revenue":
         return f"{format_money(test.threshold, test.currency)} {test.currency} revenue"
@@ -237,36 +112,6 @@ def _describe_threshold(test: AbTest) -> str:
     if test.criterion == "conversions":
         return f"{amount} conversion{'' if amount == 1 else 's'}"
     return f"{amount} unique checkout visitor{'' if amount == 1 else 's'}"
-
-
-async def results_at(
-    session: AsyncSession, campaign_id: str, variants: list[Variant], until: dt.datetime
-) -> list[VariantMetrics]:
-    """Leads targeted and conversions per variant as they stood at ``until`` (the end of a
-    time-range test), so activity after the end cannot change its outcome."""
-    metrics = {v.id: VariantMetrics(v) for v in variants}
-    targeted = await session.execute(
-        select(Message.variant_id, func.count())
-        .where(
-            Message.campaign_id == campaign_id,
-            Message.step == 1,
-            Message.status.in_(("sent", "unknown")),
-            Message.sent_at <= until,
-        )
-        .group_by(Message.variant_id)
-    )
-    for variant_id, count in targeted:
-        if variant_id in metrics:
-            metrics[variant_id].targeted = count
-    converted = await session.execute(
-        select(Conversion.variant_id, func.count())
-        .where(Conversion.campaign_id == campaign_id, Conversion.converted_at <= until)
-        .group_by(Conversion.variant_id)
-    )
-    for credited, count in converted:
-        if credited in metrics:
-            metrics[credited].conversions = count
-    return [metrics[v.id] for v in variants]
 
 
 async def _by_conversion_rate(
@@ -320,14 +165,14 @@ async def evaluate(session: AsyncSession, campaign_id: str, now: dt.datetime) ->
         return False
     outcome: tuple[str, str | None, str] | None = None
     if test.criterion != "time_range":
-        totals = await _totals(session, test)
+        totals = await criterion_totals(session, test)
         threshold = test.threshold or Decimal(0)
         reached = []
         for index, variant in enumerate(variants):
             total = totals.get(variant.id, Decimal(0))
             if total < threshold:
                 continue  # most evaluations stop here, without reading any rows
-            when = await _reach_time(session, test, variant.id)
+            when = await reach_time(session, test, variant.id)
             if when is not None:
                 reached.append((when, -total, index, variant))
         if reached:
