@@ -130,6 +130,7 @@ class Dispatcher:
                 .where(
                     Enrollment.id.in_(ids),
                     Enrollment.state == "active",
+                    Enrollment.next_due_at <= now,  # another worker may have moved it on
                     or_(Enrollment.lease_until.is_(None), Enrollment.lease_until < now),
                 )
                 .values(lease_until=now + self.lease, lease_token=token)

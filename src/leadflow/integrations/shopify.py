@@ -291,7 +291,11 @@ async def _abandon(
     claimed = (
         await session.execute(
             update(ShopifyCheckout)
-            .where(ShopifyCheckout.id == row.id, ShopifyCheckout.status == PENDING)
+            .where(
+                ShopifyCheckout.id == row.id,
+                ShopifyCheckout.status == PENDING,
+                ShopifyCheckout.abandon_at <= now,  # an update may have pushed it back
+            )
             .values(status=ABANDONED, abandoned_at=now, updated_at=now)
             .returning(ShopifyCheckout.id)
         )

@@ -152,6 +152,7 @@ class Notifier:
                 .where(
                     IlnDelivery.id.in_(ids),
                     IlnDelivery.status == "pending",
+                    IlnDelivery.next_attempt_at <= now,  # another worker may have tried it
                     or_(IlnDelivery.lease_until.is_(None), IlnDelivery.lease_until < now),
                 )
                 .values(lease_until=now + self.lease, lease_token=token)
