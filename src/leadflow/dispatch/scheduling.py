@@ -34,9 +34,23 @@ def next_allowed(when: dt.datetime, window: dict[str, Any] | None, timezone: str
     day = local.date()
     if local.time().replace(tzinfo=None) >= start:
         day += dt.timedelta(days=1)
-    opening = dt.datetime.combine(day, start, tzinfo=zone)
-    # A wall-clock time skipped by a DST jump resolves to the first instant after it.
-    return max(opening.astimezone(dt.UTC), when)
+    return max(_first_instant_at_or_after(day, start, zone), when)
+
+
+def _first_instant_at_or_after(day: dt.date, start: dt.time, zone: ZoneInfo) -> dt.datetime:
+    """The first UTC instant whose wall time on ``day`` is ``start`` or later. When ``start``
+    falls in a gap skipped by a DST jump (02:30 on a spring-forward night), that is the moment
+    the clocks jump (03:00), not the shifted 03:30 plain conversion would give."""
+    wall = dt.datetime.combine(day, start)
+    later = wall.replace(tzinfo=zone, fold=0).astimezone(dt.UTC)
+    if later.astimezone(zone).replace(tzinfo=None) == wall:
+        return later  # the time exists (fold=0 is the first of two during a fall-back)
+    earlier = wall.replace(tzinfo=zone, fold=1).astimezone(dt.UTC)
+    # The jump lies between the two readings of the missing time: search it by the minute.
+    instant = earlier
+    while instant < later and instant.astimezone(zone).replace(tzinfo=None) < wall:
+        instant += dt.timedelta(minutes=1)
+    return instant
 
 
 def retry_delay(attempt: int, base: float, cap: float) -> dt.timedelta:
