@@ -126,8 +126,9 @@ async def _insert_enrollment(
 
 async def enroll_new_lead(
     session: AsyncSession, account: Account, lead: Lead, now: dt.datetime
-) -> Enrollment | None:
-    """Enroll a just-captured lead in the best running campaign that takes it, if any."""
+) -> str | None:
+    """Enroll a just-captured lead in the best running campaign that takes it, if any;
+    returns that campaign's id."""
     campaigns = list(
         (
             await session.execute(
@@ -152,9 +153,7 @@ async def enroll_new_lead(
     variant = choose_variant(lead.id, allowed_variants(test, variants[best.id]))
     if not await _insert_enrollment(session, account, lead, best, variant, now):
         return None
-    return (
-        await session.execute(select(Enrollment).where(Enrollment.lead_id == lead.id))
-    ).scalar_one()
+    return best.id
 
 
 async def backfill(

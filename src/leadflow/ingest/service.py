@@ -90,10 +90,11 @@ async def ingest_event(
         )
         if lead.status == LeadStatus.OPEN:
             await _convert_by_earlier_purchase(session, lead, attribution_window, now)
+        campaign_id = None
         if created and lead.status == LeadStatus.OPEN:
-            await enroll_new_lead(session, account, lead, now)
+            campaign_id = await enroll_new_lead(session, account, lead, now)
         if created:
-            await events.lead_captured(session, lead, now)
+            await events.lead_captured(session, lead, campaign_id, now)
         result = IngestResult(
             event_id=event_id,
             type=event.type,

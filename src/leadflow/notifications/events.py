@@ -33,8 +33,10 @@ async def _campaign_of(session: AsyncSession, lead_id: str) -> str | None:
     ).scalar_one_or_none()
 
 
-async def lead_captured(session: AsyncSession, lead: Lead, now: dt.datetime) -> None:
-    campaign_id = await _campaign_of(session, lead.id)
+async def lead_captured(
+    session: AsyncSession, lead: Lead, campaign_id: str | None, now: dt.datetime
+) -> None:
+    """``campaign_id``: the campaign the new lead was just enrolled in, if any."""
     data = LeadEventData(lead=lead_view(lead), campaign_id=campaign_id)
     await emit(
         session, lead.account_id, IlnEventType.LEAD_CAPTURED, data, now, campaign_id=campaign_id
