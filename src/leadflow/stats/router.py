@@ -178,7 +178,7 @@ def _aware(value: dt.datetime | None, field: str) -> dt.datetime | None:
 
 
 async def overall_stats(
-    session: SessionDep,
+    session: AsyncSession,
     account: Account,
     start: dt.datetime,
     end: dt.datetime,
