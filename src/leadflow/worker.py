@@ -52,6 +52,7 @@ class Worker:
                 "interval",
                 seconds=every,
                 id=name,
+                name=name,
                 max_instances=1,
                 coalesce=True,
                 misfire_grace_time=None,
