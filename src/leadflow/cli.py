@@ -127,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # One line per job run every few seconds would drown everything else.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     settings = Settings()
     if args.command == "serve":
         return _serve(settings, args, run_worker=True)
