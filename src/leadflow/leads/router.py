@@ -15,6 +15,8 @@ from leadflow.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from leadflow.leads import service
 from leadflow.leads.models import Lead, LeadGroup
 from leadflow.leads.schemas import (
+    ConversionOut,
+    FollowupOut,
     LeadCustomer,
     LeadDetail,
     LeadEventOut,
@@ -22,6 +24,7 @@ from leadflow.leads.schemas import (
     LeadGroupUpdate,
     LeadOut,
     LeadProduct,
+    SequenceOut,
 )
 
 router = APIRouter()
@@ -129,7 +132,41 @@ async def get_lead_route(lead_id: str, account: CurrentAccount, session: Session
         )
         for event, role in await service.lead_events(session, lead)
     ]
-    return LeadDetail(**lead_view(lead).model_dump(), events=events)
+    enrollment, messages, conversion = await service.lead_sequence(session, lead)
+    sequence = None
+    if enrollment is not None:
+        active = enrollment.state == "active"
+        sequence = SequenceOut(
+            campaign_id=enrollment.campaign_id,
+            variant_id=enrollment.variant_id,
+            state=enrollment.state,
+            stop_reason=enrollment.stop_reason,
+            next_step=enrollment.next_step if active else None,
+            next_due_at=enrollment.next_due_at if active else None,
+            followups=[
+                FollowupOut(
+                    step=m.step,
+                    status=m.status,
+                    subject=m.subject,
+                    sent_at=m.sent_at,
+                    last_error=m.last_error,
+                )
+                for m in messages
+            ],
+        )
+    credited = None
+    if conversion is not None:
+        credited = ConversionOut(
+            converted_at=conversion.converted_at,
+            amount=format_money(conversion.amount, conversion.currency),
+            currency=conversion.currency,
+            campaign_id=conversion.campaign_id,
+            variant_id=conversion.variant_id,
+            step=conversion.step,
+        )
+    return LeadDetail(
+        **lead_view(lead).model_dump(), events=events, sequence=sequence, conversion=credited
+    )
 
 
 def group_view(group: LeadGroup, counts: dict[str, int]) -> LeadGroupOut:

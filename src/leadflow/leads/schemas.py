@@ -48,8 +48,41 @@ class LeadEventOut(BaseModel):
     received_at: dt.datetime
 
 
+class FollowupOut(BaseModel):
+    step: int
+    status: str = Field(description="`sending`, `sent`, `deferred`, `failed` or `unknown`.")
+    subject: str
+    sent_at: dt.datetime | None
+    last_error: str | None
+
+
+class SequenceOut(BaseModel):
+    """The lead's follow-up sequence, if a campaign took it."""
+
+    campaign_id: str
+    variant_id: str
+    state: str = Field(description="`active`, `completed` or `stopped`.")
+    stop_reason: str | None = Field(
+        description="e.g. `converted`, `suppressed`, `campaign_archived`, `smtp_rejected`."
+    )
+    next_step: int | None = Field(description="The step waiting to go out (active only).")
+    next_due_at: dt.datetime | None
+    followups: list[FollowupOut]
+
+
+class ConversionOut(BaseModel):
+    converted_at: dt.datetime
+    amount: str | None
+    currency: str | None
+    campaign_id: str | None = Field(description="Null when no follow-up earned it.")
+    variant_id: str | None
+    step: int | None
+
+
 class LeadDetail(LeadOut):
     events: list[LeadEventOut]
+    sequence: SequenceOut | None = None
+    conversion: ConversionOut | None = None
 
 
 class LeadGroupOut(BaseModel):

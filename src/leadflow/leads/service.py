@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow.dispatch.models import Enrollment, Message
 from leadflow.domain import LeadStatus
 from leadflow.ingest.models import Event
 from leadflow.kit.pagination import keyset_page
-from leadflow.leads.models import Lead, LeadEvent, LeadGroup
+from leadflow.leads.models import Conversion, Lead, LeadEvent, LeadGroup
 
 
 @dataclass
@@ -74,6 +75,30 @@ async def lead_events(session: AsyncSession, lead: Lead) -> list[tuple[Event, st
         .order_by(Event.occurred_at, Event.id)
     )
     return [(event, role) for event, role in rows]
+
+
+async def lead_sequence(
+    session: AsyncSession, lead: Lead
+) -> tuple[Enrollment | None, list[Message], Conversion | None]:
+    """The lead's enrollment, its follow-ups in step order, and its conversion, if any."""
+    enrollment = (
+        await session.execute(select(Enrollment).where(Enrollment.lead_id == lead.id))
+    ).scalar_one_or_none()
+    messages: list[Message] = []
+    if enrollment is not None:
+        messages = list(
+            (
+                await session.execute(
+                    select(Message)
+                    .where(Message.enrollment_id == enrollment.id)
+                    .order_by(Message.step)
+                )
+            ).scalars()
+        )
+    conversion = (
+        await session.execute(select(Conversion).where(Conversion.lead_id == lead.id))
+    ).scalar_one_or_none()
+    return enrollment, messages, conversion
 
 
 async def open_lead_counts(session: AsyncSession, account_id: str) -> dict[str, int]:
