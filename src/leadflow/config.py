@@ -73,10 +73,6 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
-    @property
-    def migrations_dir(self) -> Path:
-        return find_migrations_dir()
-
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
