@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, text
+from sqlalchemy import ForeignKey, Index, String, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from leadflow.kit.db import Base, JSONType, UTCDateTime
@@ -14,11 +14,12 @@ class Campaign(Base):
 
     __tablename__ = "campaigns"
     __table_args__ = (
-        # Names are unique among live campaigns; archived ones keep theirs for history.
+        # Names are unique among live campaigns, whatever their case; archived ones keep
+        # theirs for history.
         Index(
-            "uq_campaigns_account_live_name",
+            "uq_campaigns_account_live_lower_name",
             "account_id",
-            "name",
+            func.lower(text("name")),
             unique=True,
             sqlite_where=text("archived_at IS NULL"),
             postgresql_where=text("archived_at IS NULL"),

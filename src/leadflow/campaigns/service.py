@@ -120,7 +120,14 @@ async def _check_name_free(
 async def _flush(session: AsyncSession) -> None:
     try:
         await session.flush()
-    except IntegrityError:
+    except IntegrityError as exc:
+        if "live_lower_name" in str(exc.orig):  # the same name saved at the same instant
+            raise AppError(
+                409,
+                "name_taken",
+                "Another campaign with this name was just created.",
+                errors=[FieldProblem(field="name", message="already used by another campaign")],
+            ) from None
         raise AppError(409, "conflict", "A concurrent change conflicted; retry.") from None
 
 
