@@ -4,10 +4,12 @@ import datetime as dt
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from leadflow.kit.codes import normalize_currency
+from leadflow.kit.times import UtcDateTime
 
+MAX_THRESHOLD = Decimal("1e12")
 Criterion = Literal["conversions", "revenue", "unique_visitors", "time_range"]
 
 
@@ -23,7 +25,7 @@ class AbTestSettings(BaseModel):
     )
     threshold: Decimal | None = Field(default=None, description="For the first three criteria.")
     currency: str | None = Field(default=None, description="ISO 4217, for `revenue`.")
-    ends_at: AwareDatetime | None = Field(
+    ends_at: UtcDateTime | None = Field(
         default=None,
         description="End of a `time_range` test; for the others an optional safety end, after "
         "which the best conversion rate wins.",
@@ -54,6 +56,8 @@ class AbTestSettings(BaseModel):
         if self.criterion != "time_range":
             if self.threshold is None or not self.threshold.is_finite() or self.threshold <= 0:
                 raise ValueError(f"threshold must be a positive number for {self.criterion}")
+            if self.threshold >= MAX_THRESHOLD:
+                raise ValueError(f"threshold must be below {MAX_THRESHOLD}")
             if self.criterion != "revenue" and self.threshold != self.threshold.to_integral_value():
                 raise ValueError("threshold must be a whole number for this criterion")
         elif self.ends_at is None:

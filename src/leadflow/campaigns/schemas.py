@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import Literal
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -19,6 +18,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from leadflow.abtest.schemas import AbTestSettings, AbTestState
 from leadflow.kit.codes import normalize_country, normalize_language
 from leadflow.kit.durations import parse_duration
+from leadflow.kit.times import UtcDateTime
 
 CampaignSource = Literal["all", "unfinished_order", "abandoned_checkout", "trial", "renewal"]
 CampaignStatus = Literal["active", "inactive"]
@@ -130,11 +130,6 @@ def _product_ids(values: list[str]) -> list[str]:
     return list(dict.fromkeys(values))
 
 
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    # Stored and read back in UTC: answer a write the way a later read will.
-    return value.astimezone(dt.UTC) if value is not None else None
-
-
 def _codes(values: list[str], normalize: Callable[[str], str]) -> list[str]:
     out: list[str] = []
     for value in values:
@@ -156,8 +151,8 @@ class CampaignFields(BaseModel):
     countries: list[str] = Field(
         default_factory=list, max_length=250, description="ISO 3166-1 alpha-2; empty = all."
     )
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime | None = None
+    starts_at: UtcDateTime | None = None
+    ends_at: UtcDateTime | None = None
     priority: int = Field(default=0, ge=-1000, le=1000, description="Higher wins.")
     send_window: SendWindow | None = None
 
@@ -175,11 +170,6 @@ class CampaignFields(BaseModel):
     @classmethod
     def _products(cls, values: list[str]) -> list[str]:
         return _product_ids(values)
-
-    @field_validator("starts_at", "ends_at")
-    @classmethod
-    def _in_utc(cls, value: dt.datetime | None) -> dt.datetime | None:
-        return _utc(value)
 
 
 class CampaignIn(CampaignFields):
@@ -228,8 +218,8 @@ class CampaignUpdate(BaseModel):
     products: list[str] | None = Field(default=None, max_length=500)
     languages: list[str] | None = Field(default=None, max_length=100)
     countries: list[str] | None = Field(default=None, max_length=250)
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime | None = None
+    starts_at: UtcDateTime | None = None
+    ends_at: UtcDateTime | None = None
     priority: int | None = Field(default=None, ge=-1000, le=1000)
     send_window: SendWindow | None = None
     ab_test: AbTestSettings | None = Field(
@@ -245,11 +235,6 @@ class CampaignUpdate(BaseModel):
     @classmethod
     def _products(cls, values: list[str] | None) -> list[str] | None:
         return _product_ids(values) if values is not None else None
-
-    @field_validator("starts_at", "ends_at")
-    @classmethod
-    def _in_utc(cls, value: dt.datetime | None) -> dt.datetime | None:
-        return _utc(value)
 
     @field_validator("languages")
     @classmethod
@@ -306,7 +291,7 @@ class CampaignOut(BaseModel):
 
 class BackfillIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    captured_from: AwareDatetime | None = Field(
+    captured_from: UtcDateTime | None = Field(
         default=None, description="Only leads captured at or after this instant."
     )
 

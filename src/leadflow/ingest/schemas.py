@@ -7,7 +7,6 @@ from typing import Any
 
 from pydantic import (
     AnyHttpUrl,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     EmailStr,
@@ -26,6 +25,7 @@ from leadflow.kit.codes import (
     normalize_currency,
     normalize_language,
 )
+from leadflow.kit.times import UtcDateTime
 
 
 class Customer(BaseModel):
@@ -98,7 +98,7 @@ class EventIn(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [_EVENT_EXAMPLE]})
 
     type: EventType
-    occurred_at: AwareDatetime = Field(description="RFC 3339 timestamp with offset.")
+    occurred_at: UtcDateTime = Field(description="RFC 3339 timestamp with offset.")
     reference: str | None = Field(
         default=None,
         min_length=1,

@@ -1,17 +1,16 @@
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
 from leadflow.deps import ClockDep, CurrentAccount, SessionDep
 from leadflow.domain import LeadStatus, SourceType
 from leadflow.kit.codes import format_money, normalize_country, normalize_language
 from leadflow.kit.errors import error_responses, field_error, not_found
 from leadflow.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
+from leadflow.kit.times import UtcDateTime
 from leadflow.leads import service
 from leadflow.leads.models import Lead, LeadGroup
 from leadflow.leads.schemas import (
@@ -65,15 +64,6 @@ def _code(field: str, value: str | None, normalize: Callable[[str], str]) -> str
         raise field_error(field, str(exc)) from None
 
 
-def _utc(field: str, value: dt.datetime | None) -> dt.datetime | None:
-    if value is None:
-        return None
-    try:
-        return value.astimezone(dt.UTC)
-    except OverflowError:
-        raise field_error(field, "timestamp out of range") from None
-
-
 @router.get(
     "/v1/leads",
     tags=["leads"],
@@ -89,8 +79,8 @@ async def list_leads_route(
     email: str | None = None,
     country: str | None = None,
     language: str | None = None,
-    captured_from: Annotated[AwareDatetime | None, Query(description="Inclusive.")] = None,
-    captured_to: Annotated[AwareDatetime | None, Query(description="Exclusive.")] = None,
+    captured_from: Annotated[UtcDateTime | None, Query(description="Inclusive.")] = None,
+    captured_to: Annotated[UtcDateTime | None, Query(description="Exclusive.")] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: str | None = None,
 ) -> Page[LeadOut]:
@@ -103,8 +93,8 @@ async def list_leads_route(
         email=email,
         country=_code("country", country, normalize_country),
         language=_code("language", language, normalize_language),
-        captured_from=_utc("captured_from", captured_from),
-        captured_to=_utc("captured_to", captured_to),
+        captured_from=captured_from,
+        captured_to=captured_to,
     )
     leads, next_cursor = await service.list_leads(session, account.id, filters, limit, cursor)
     return Page[LeadOut](items=[lead_view(lead) for lead in leads], next_cursor=next_cursor)
