@@ -196,9 +196,6 @@ class Dispatcher:
         variant = await session.get_one(Variant, enrollment.variant_id)
         account = await session.get_one(Account, enrollment.account_id)
 
-        def finish() -> None:
-            _release_lease(enrollment, now)
-
         suppressed = (
             await session.execute(
                 select(Suppression.id).where(
@@ -221,7 +218,7 @@ class Dispatcher:
             enrollment.state = "stopped"
             enrollment.stop_reason = reason
             report.stopped += 1
-            finish()
+            _release_lease(enrollment, now)
             return None
         group_active = (
             await session.execute(
@@ -232,21 +229,21 @@ class Dispatcher:
         ).scalar_one_or_none()
         paused = group_active is False or not account.lead_management_enabled
         if paused or not is_running(campaign, now):
-            finish()  # paused since the claim: wait, keep the due time
+            _release_lease(enrollment, now)  # paused since the claim: wait, keep the due time
             report.skipped += 1
             return None
         step = enrollment.next_step
         if step > len(variant.steps):
             enrollment.state = "completed"
             report.completed += 1
-            finish()
+            _release_lease(enrollment, now)
             return None
 
         due = await due_at(session, account, lead, campaign, variant, enrollment)
         if due > now:
             enrollment.next_due_at = due
             report.rescheduled += 1
-            finish()
+            _release_lease(enrollment, now)
             return None
 
         message = (
@@ -284,7 +281,7 @@ class Dispatcher:
         ).scalar_one_or_none()
         if inserted is None:
             report.skipped += 1  # another attempt recorded this step first: it owns the send
-            finish()
+            _release_lease(enrollment, now)
             return None
         message = await session.get_one(Message, message_id)
         return await self._compose(
@@ -302,9 +299,6 @@ class Dispatcher:
     ) -> Outgoing | None:
         """A message row for this step exists already: never send it a second time."""
 
-        def finish() -> None:
-            _release_lease(enrollment, now)
-
         if message.status == "sending" and message.updated_at < now - STALE_SENDING:
             message.status = "unknown"
             message.last_error = "worker stopped while sending; not resent"
@@ -312,18 +306,18 @@ class Dispatcher:
             message.updated_at = now
         if message.status in ("sent", "unknown"):
             self._advance(enrollment, variant, message.sent_at or now, report)
-            finish()
+            _release_lease(enrollment, now)
             return None
         if message.status == "failed":
             enrollment.state = "stopped"
             enrollment.stop_reason = "send_failed"
             report.stopped += 1
-            finish()
+            _release_lease(enrollment, now)
             return None
         if message.status == "sending":
             enrollment.next_due_at = now + self.lease  # its sender is still at work
             report.skipped += 1
-            finish()
+            _release_lease(enrollment, now)
             return None
         # "deferred": known not delivered; this attempt takes the retry over atomically.
         taken = await session.execute(
@@ -334,7 +328,7 @@ class Dispatcher:
         )
         if taken.scalar_one_or_none() is None:
             report.skipped += 1
-            finish()
+            _release_lease(enrollment, now)
             return None
         await session.refresh(message)
         lead = await session.get_one(Lead, enrollment.lead_id)
