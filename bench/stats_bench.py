@@ -32,7 +32,7 @@ from leadflow.app import create_app
 from leadflow.config import Settings
 from leadflow.kit.clock import ManualClock
 from leadflow.kit.db import Database
-from leadflow.migrate import upgrade
+from leadflow.kit.migrate import upgrade
 
 ADMIN_DSN = os.environ.get("LEADFLOW_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

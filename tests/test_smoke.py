@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from tests.conftest import auth, event_body, post_event
+from tests.support.api import auth
+from tests.support.events import event_body, post_event
 
 
 async def test_event_becomes_lead(client, account, clock):

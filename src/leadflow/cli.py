@@ -32,7 +32,7 @@ def _serve(settings: Settings, args: argparse.Namespace, *, run_worker: bool) ->
 
 def _migrate(settings: Settings) -> int:
     from leadflow.kit.db import create_engine
-    from leadflow.migrate import upgrade
+    from leadflow.kit.migrate import upgrade
 
     async def run() -> None:
         engine = create_engine(settings.database_url)
@@ -71,7 +71,7 @@ def _create_account(settings: Settings, args: argparse.Namespace) -> int:
     from leadflow.accounts.service import create_account
     from leadflow.kit.clock import SystemClock
     from leadflow.kit.db import Database
-    from leadflow.migrate import upgrade
+    from leadflow.kit.migrate import upgrade
 
     async def run() -> dict[str, str]:
         db = Database(settings.database_url)

@@ -1,55 +1,62 @@
-"""The background worker: APScheduler jobs on the running asyncio loop."""
+"""The background worker: every domain's jobs on APScheduler, in the running asyncio loop."""
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import signal
 from collections.abc import Awaitable, Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from leadflow.abtest.service import evaluate_running
+from leadflow.abtest.jobs import JOBS as AB_TEST_JOBS
 from leadflow.config import Settings
-from leadflow.dispatch.dispatcher import Dispatcher
-from leadflow.dispatch.mail import MailTransport, build_transport
-from leadflow.integrations.shopify import abandon_due_checkouts
+from leadflow.integrations.jobs import JOBS as INTEGRATION_JOBS
 from leadflow.kit.clock import Clock, SystemClock
 from leadflow.kit.db import Database
-from leadflow.notifications.delivery import Notifier
+from leadflow.kit.jobs import Job, JobContext
+from leadflow.kit.mail import MailTransport, build_transport
+from leadflow.lifecycle.jobs import JOBS as LIFECYCLE_JOBS
+from leadflow.notifications.jobs import JOBS as NOTIFICATION_JOBS
 
 log = logging.getLogger("leadflow.worker")
 
-Job = Callable[[], Awaitable[None]]
-
-# How often due Shopify checkouts are turned into abandoned-checkout leads.
-SHOPIFY_ABANDON_INTERVAL = 60.0
+# Every background job, as declared by its domain.
+JOBS: tuple[type[Job], ...] = (
+    *LIFECYCLE_JOBS,
+    *AB_TEST_JOBS,
+    *INTEGRATION_JOBS,
+    *NOTIFICATION_JOBS,
+)
 
 
 class Worker:
-    """Owns the scheduler. Create and start it inside the running event loop."""
+    """Owns the scheduler and the jobs' adapters. Create and start it inside the running
+    event loop."""
 
-    def __init__(self, settings: Settings, db: Database, clock: Clock | None = None) -> None:
+    def __init__(self, settings: Settings, db: Database, clock: Clock, mail: MailTransport) -> None:
         self.settings = settings
         self.db = db
-        self.clock = clock or SystemClock()
+        self.clock = clock
+        self.mail = mail
+        context = JobContext(settings=settings, db=db, clock=clock, mail=mail)
+        self.running: list[Job] = [job(context) for job in JOBS]
+        # name -> (run, every seconds)
+        self.jobs: dict[str, tuple[Callable[[], Awaitable[None]], float]] = {
+            job.name: (job.run, type(job).interval(settings)) for job in self.running
+        }
         self.scheduler: AsyncIOScheduler | None = None
-        self.jobs: dict[str, tuple[Job, float]] = {}
-        self.closers: list[Callable[[], Awaitable[None]]] = []
-
-    def add_job(self, name: str, job: Job, every_seconds: float) -> None:
-        self.jobs[name] = (job, every_seconds)
 
     def start(self) -> None:
         if self.db.dialect == "sqlite":
             log.info("SQLite database: run a single worker process (no SKIP LOCKED on SQLite)")
         self.scheduler = AsyncIOScheduler(timezone="UTC")
-        for name, (job, every) in self.jobs.items():
+        for name, (_run, every) in self.jobs.items():
             # max_instances=1 + coalesce: a slow tick never piles up behind itself.
             self.scheduler.add_job(
-                _guarded(name, job),
+                self._run,
                 "interval",
+                args=(name,),
                 seconds=every,
                 id=name,
                 name=name,
@@ -58,7 +65,14 @@ class Worker:
                 misfire_grace_time=None,
             )
         self.scheduler.start()
-        log.info("worker started with jobs: %s", ", ".join(self.jobs) or "(none yet)")
+        log.info("worker started with jobs: %s", ", ".join(self.jobs))
+
+    async def _run(self, name: str) -> None:
+        run, _every = self.jobs[name]
+        try:
+            await run()
+        except Exception:
+            log.exception("job %s failed; it runs again at the next tick", name)
 
     def shutdown(self) -> None:
         if self.scheduler is not None and self.scheduler.running:
@@ -67,18 +81,9 @@ class Worker:
 
     async def aclose(self) -> None:
         self.shutdown()
-        for close in self.closers:
-            await close()
-
-
-def _guarded(name: str, job: Job) -> Job:
-    async def run() -> None:
-        try:
-            await job()
-        except Exception:
-            log.exception("job %s failed; it runs again at the next tick", name)
-
-    return run
+        for job in self.running:
+            await job.aclose()
+        await self.mail.close()
 
 
 def build_worker(
@@ -87,50 +92,8 @@ def build_worker(
     clock: Clock | None = None,
     transport: MailTransport | None = None,
 ) -> Worker:
-    """The composition root for background jobs and the adapters they use."""
-    worker = Worker(settings, db, clock)
-    mail = transport or build_transport(settings)
-    dispatcher = Dispatcher(settings, db, worker.clock, mail)
-
-    async def dispatch() -> None:
-        report = await dispatcher.run_once()
-        if report.claimed:
-            log.info(
-                "dispatch: %d claimed, %d sent, %d rescheduled, %d retried, %d failed, %d stopped",
-                report.claimed,
-                report.sent,
-                report.rescheduled,
-                report.retried,
-                report.failed,
-                report.stopped,
-            )
-
-    worker.add_job("dispatch", dispatch, settings.dispatch_interval_seconds)
-    worker.closers.append(mail.close)
-
-    async def evaluate_ab_tests() -> None:
-        await evaluate_running(db, worker.clock)
-
-    worker.add_job("ab_tests", evaluate_ab_tests, settings.ab_eval_interval_seconds)
-
-    async def abandon_shopify_checkouts() -> None:
-        report = await abandon_due_checkouts(
-            db, worker.clock, dt.timedelta(days=settings.attribution_days)
-        )
-        if report.abandoned or report.failed:
-            log.info(
-                "shopify: %d checkouts abandoned, %d completed, %d failed",
-                report.abandoned,
-                report.completed,
-                report.failed,
-            )
-
-    worker.add_job("shopify_abandonment", abandon_shopify_checkouts, SHOPIFY_ABANDON_INTERVAL)
-
-    notifier = Notifier(settings, db, worker.clock)
-    worker.add_job("iln", notifier.tick, settings.iln_interval_seconds)
-    worker.closers.append(notifier.aclose)
-    return worker
+    """The composition root for background jobs: builds the adapters once and injects them."""
+    return Worker(settings, db, clock or SystemClock(), transport or build_transport(settings))
 
 
 async def run_worker(settings: Settings) -> None:

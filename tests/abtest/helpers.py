@@ -1,4 +1,4 @@
-"""A/B test helpers on top of tests/stats/helpers.py."""
+"""Helpers for the A/B tests alone, on top of tests/support/results.py."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from sqlalchemy import select
 from leadflow.kit.clock import ManualClock
 from leadflow.kit.db import Database
 from leadflow.models import AbTest, IlnDelivery
-from tests.conftest import auth
-from tests.stats.helpers import Lead, capture, variant_of
+from tests.support.api import auth
+from tests.support.events import Lead
+from tests.support.results import new_lead, variant_of
 
 
 def hashed_variant(lead_id: str, variants: list[tuple[str, int]]) -> str:
@@ -41,7 +42,7 @@ async def lead_hashed_to(
     return it and the variant it was actually enrolled in."""
     split = [(ids["A"], 1), (ids["B"], 1)]
     for _ in range(max_leads):
-        lead = await capture(client, account, clock)
+        lead = await new_lead(client, account, clock)
         if hashed_variant(lead.id, split) == ids[name]:
             return lead, await variant_of(db, lead.id)
     raise AssertionError(f"no lead hashed to {name} in {max_leads} tries")

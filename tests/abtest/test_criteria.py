@@ -16,17 +16,15 @@ import pytest
 from leadflow.abtest.service import evaluate_running
 from leadflow.abtest.statistics import probability_best
 from tests.abtest.helpers import decide, decided_deliveries, subscribe_decisions
-from tests.conftest import auth
-from tests.stats.helpers import (
-    NOW,
+from tests.support.api import auth
+from tests.support.campaigns import patch_campaign
+from tests.support.events import NOW, iso, purchase
+from tests.support.results import (
     ab_result,
     click_path,
     create_ab_campaign,
-    iso,
     leads_per_variant,
     no_min_delays,
-    patch_campaign,
-    purchase,
 )
 
 

@@ -10,14 +10,9 @@ import pytest
 
 from leadflow.abtest.service import evaluate, evaluate_running
 from tests.abtest.helpers import ab_row, decided_deliveries, subscribe_decisions
-from tests.stats.helpers import (
-    ab_result,
-    create_ab_campaign,
-    leads_per_variant,
-    no_min_delays,
-    patch_campaign,
-    purchase,
-)
+from tests.support.campaigns import patch_campaign
+from tests.support.events import purchase
+from tests.support.results import ab_result, create_ab_campaign, leads_per_variant, no_min_delays
 
 WORKERS = 6
 

@@ -10,19 +10,17 @@ from sqlalchemy import func, select
 
 from leadflow.abtest.statistics import probability_best, two_proportion_p_value, wilson_interval
 from leadflow.models import AbTest, Campaign, Enrollment
-from tests.conftest import auth
-from tests.stats.helpers import (
-    NOW,
+from tests.support.api import assert_problem, auth
+from tests.support.campaigns import patch_campaign
+from tests.support.database import count
+from tests.support.events import NOW, iso, purchase
+from tests.support.results import (
     TWO_STEPS,
     ab_result,
-    assert_problem,
     click_path,
     create_ab_campaign,
-    iso,
     leads_per_variant,
     no_min_delays,
-    patch_campaign,
-    purchase,
 )
 
 
@@ -138,11 +136,6 @@ INVALID: list[tuple[dict[str, Any], str]] = [
 ]
 
 
-async def _count(db, model) -> int:
-    async with db.session() as session:
-        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
-
-
 async def test_invalid_settings_on_create_write_nothing(client, account, db):
     await no_min_delays(client, account)
     body = {
@@ -158,16 +151,16 @@ async def test_invalid_settings_on_create_write_nothing(client, account, db):
         response = await client.post(
             "/v1/campaigns", json={**body, "ab_test": settings}, headers=auth(account)
         )
-        assert_problem(response, 422, field)
+        assert_problem(response, 422, field=field)
     # A variant id that is not the campaign's is refused after the campaign was built:
     # the whole request is rolled back.
     settings = {"criterion": "conversions", "threshold": 5, "continue_variant_id": "var_x"}
     response = await client.post(
         "/v1/campaigns", json={**body, "ab_test": settings}, headers=auth(account)
     )
-    assert_problem(response, 422, "ab_test.continue_variant_id")
-    assert await _count(db, Campaign) == 0
-    assert await _count(db, AbTest) == 0
+    assert_problem(response, 422, field="ab_test.continue_variant_id")
+    assert await count(db, Campaign) == 0
+    assert await count(db, AbTest) == 0
 
 
 async def test_invalid_settings_on_patch_change_nothing(client, account, clock, db):
@@ -181,16 +174,16 @@ async def test_invalid_settings_on_patch_change_nothing(client, account, clock, 
     clock.advance(minutes=1)
     for bad, field in INVALID:
         assert_problem(
-            await patch_campaign(client, account, campaign["id"], ab_test=bad), 422, field
+            await patch_campaign(client, account, campaign["id"], ab_test=bad), 422, field=field
         )
     unknown = {"criterion": "conversions", "threshold": 5, "continue_variant_id": "var_x"}
     response = await patch_campaign(client, account, campaign["id"], ab_test=unknown)
-    assert_problem(response, 422, "ab_test.continue_variant_id")
+    assert_problem(response, 422, field="ab_test.continue_variant_id")
     # Together with a valid change: nothing of it is kept either.
     response = await patch_campaign(
         client, account, campaign["id"], name="Renamed", ab_test=unknown
     )
-    assert_problem(response, 422, "ab_test.continue_variant_id")
+    assert_problem(response, 422, field="ab_test.continue_variant_id")
     assert (await client.get(path, headers=auth(account))).json() == before
 
     # A valid change is kept, and shown back in UTC.

@@ -16,19 +16,16 @@ from tests.abtest.helpers import (
     lead_hashed_to,
     subscribe_decisions,
 )
-from tests.conftest import auth
-from tests.stats.helpers import (
-    NOW,
+from tests.support.api import assert_problem, auth
+from tests.support.campaigns import patch_campaign
+from tests.support.events import NOW, iso, purchase
+from tests.support.results import (
     TWO_STEPS,
     ab_result,
-    assert_problem,
-    capture,
     create_ab_campaign,
-    iso,
     leads_per_variant,
+    new_lead,
     no_min_delays,
-    patch_campaign,
-    purchase,
     variant_of,
 )
 
@@ -57,7 +54,7 @@ async def test_split_is_a_sticky_hash_of_the_lead_id(client, account, clock, db)
     before = await ab_result(client, account, campaign["id"])
     for name, group in leads.items():
         clock.advance(minutes=1)
-        again = await capture(client, account, clock, reference=group[0].reference)
+        again = await new_lead(client, account, clock, reference=group[0].reference)
         assert again.id == group[0].id
         assert await variant_of(db, again.id) == ids[name]
     after = await ab_result(client, account, campaign["id"])
@@ -153,12 +150,12 @@ async def test_decide_by_hand(client, account, other_account, clock, dispatcher,
     leads = await leads_per_variant(client, account, clock, db, ids, {"A": 1, "B": 1})
     assert (await dispatcher.run_once()).sent == 2
 
-    assert_problem(await decide(client, account, cid, "var_nope"), 422, "variant_id")
+    assert_problem(await decide(client, account, cid, "var_nope"), 422, field="variant_id")
     assert_problem(await decide(client, other_account, cid, ids["A"]), 404)
     response = await client.post(
         f"/v1/campaigns/{cid}/ab-test/decide", json={}, headers=auth(account)
     )
-    assert_problem(response, 422, "variant_id")
+    assert_problem(response, 422, field="variant_id")
     assert (await ab_row(db, cid)).state == "running"
 
     clock.advance(minutes=3)

@@ -11,8 +11,7 @@ from sqlalchemy import text
 
 from leadflow.app import create_app
 from leadflow.config import Settings
-from tests.api.helpers import app_client, assert_problem
-from tests.conftest import ADMIN_TOKEN, auth, make_account
+from tests.support.api import ADMIN_TOKEN, app_client, assert_problem, auth, make_account
 
 MERCHANT_ROUTES = [
     ("GET", "/v1/settings", None),
@@ -25,7 +24,7 @@ MERCHANT_ROUTES = [
 
 
 def assert_unauthorized(response: Any) -> dict[str, Any]:
-    problem = assert_problem(response, 401, code="unauthorized")
+    problem = assert_problem(response, 401, code="unauthorized", typed=True, titled=True)
     assert response.headers["www-authenticate"] == "Bearer"
     return problem
 
@@ -215,7 +214,7 @@ async def test_create_account_validation(client, db, body, field):
     response = await client.post(
         "/v1/admin/accounts", json=body, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
     )
-    assert_problem(response, 422, field=field, code="validation_error")
+    assert_problem(response, 422, field=field, code="validation_error", typed=True, titled=True)
     async with db.engine.connect() as conn:
         assert (await conn.execute(text("SELECT count(*) FROM accounts"))).scalar_one() == 0
 
@@ -226,7 +225,7 @@ async def test_create_account_with_malformed_json_is_422(client):
         content=b'{"name": ',
         headers={"Authorization": f"Bearer {ADMIN_TOKEN}", "content-type": "application/json"},
     )
-    problem = assert_problem(response, 422)
+    problem = assert_problem(response, 422, typed=True, titled=True)
     assert [e["field"] for e in problem["errors"]] == ["body"]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from leadflow.kit.pagination import encode_cursor
-from tests.conftest import auth
+from tests.support.api import auth
 
 LISTS = [
     "/v1/leads",

@@ -12,9 +12,9 @@ from leadflow.app import create_app
 from leadflow.config import Settings
 from leadflow.kit.clock import ManualClock
 from leadflow.kit.db import Database
-from leadflow.migrate import alembic_config, head_revision, upgrade
-from tests.api.helpers import app_client
-from tests.conftest import _pg_url, create_pg_database, drop_pg_database, pg_or_skip
+from leadflow.kit.migrate import alembic_config, head_revision, upgrade
+from tests.support.api import app_client
+from tests.support.database import create_pg_database, drop_pg_database, pg_or_skip, pg_url
 
 
 async def readyz(db: Database) -> tuple[int, dict[str, str]]:
@@ -90,7 +90,7 @@ async def test_readyz_is_503_on_a_partly_migrated_database(empty_sqlite):
 async def test_readyz_is_503_on_a_never_migrated_postgresql_database():
     await pg_or_skip()
     name = await create_pg_database()
-    db = Database(_pg_url(name))
+    db = Database(pg_url(name))
     try:
         status, body = await readyz(db)
         assert status == 503

@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.helpers import assert_problem, at, capture, purchase
-from tests.conftest import auth
+from tests.support.api import assert_problem, auth
+from tests.support.events import at, capture, purchase
 
 BUILTIN = [
     ("unfinished_order", "Unfinished orders"),
@@ -89,7 +89,13 @@ async def test_open_leads_count_captures_and_conversions(client, account, clock)
 
     # A purchase converts the checkout with the same reference: it leaves the open count.
     converted = await purchase(
-        client, account, clock, reference="chk_2", email="b@example.com", occurred_at=at(15, 11, 45)
+        client,
+        account,
+        clock,
+        reference="chk_2",
+        email="b@example.com",
+        occurred_at=at(15, 11, 45),
+        bare=False,
     )
     assert len(converted) == 1
     lead = (await client.get(f"/v1/leads/{converted[0]}", headers=auth(account))).json()
@@ -160,7 +166,7 @@ async def test_patch_unknown_group_is_404(client, account, key):
     response = await client.patch(
         f"/v1/lead-groups/{key}", json={"status": "inactive"}, headers=auth(account)
     )
-    assert_problem(response, 404, code="not_found")
+    assert_problem(response, 404, code="not_found", typed=True, titled=True)
     assert set((await statuses(client, account)).values()) == {"active"}
 
 
@@ -178,7 +184,7 @@ async def test_patch_unknown_group_is_404(client, account, key):
 )
 async def test_patch_with_bad_body_is_422(client, account, body, field):
     response = await client.patch("/v1/lead-groups/trial", json=body, headers=auth(account))
-    assert_problem(response, 422, field=field, code="validation_error")
+    assert_problem(response, 422, field=field, code="validation_error", typed=True, titled=True)
     groups = (await list_groups(client, account))["items"]
     assert [g["status"] for g in groups] == ["active"] * 4
     assert [g["name"] for g in groups] == [name for _, name in BUILTIN]
@@ -186,11 +192,11 @@ async def test_patch_with_bad_body_is_422(client, account, body, field):
 
 async def test_patch_without_json_body_is_422(client, account):
     response = await client.patch("/v1/lead-groups/trial", headers=auth(account))
-    assert_problem(response, 422)
+    assert_problem(response, 422, typed=True, titled=True)
     response = await client.patch(
         "/v1/lead-groups/trial",
         content=b"status=inactive",
         headers={**auth(account), "content-type": "application/x-www-form-urlencoded"},
     )
-    assert_problem(response, 422)
+    assert_problem(response, 422, typed=True, titled=True)
     assert (await statuses(client, account))["trial"] == "active"

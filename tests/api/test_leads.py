@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.helpers import assert_problem, at, capture, iso, purchase, send
-from tests.conftest import auth, event_body, post_event
+from tests.support.api import assert_problem, auth, get_lead
+from tests.support.events import at, capture, event_body, ingest, iso, post_event, purchase
 
 LIST_FIELDS = {
     "id",
@@ -43,12 +43,6 @@ async def ids(client: httpx.AsyncClient, account: dict[str, Any], **params: Any)
     body = await list_leads(client, account, **params)
     assert body["next_cursor"] is None
     return [lead["id"] for lead in body["items"]]
-
-
-async def get_lead(client: httpx.AsyncClient, account: dict[str, Any], lead_id: str) -> Any:
-    response = await client.get(f"/v1/leads/{lead_id}", headers=auth(account))
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def cursor_of(values: Any) -> str:
@@ -166,7 +160,7 @@ async def test_lead_without_money_has_null_amount_and_currency(client, account, 
 async def test_update_and_conversion_show_in_events(client, account, clock):
     lead_id = await capture(client, account, clock, occurred_at=at(15, 10))
     await capture(client, account, clock, occurred_at=at(15, 10, 30), amount="60.00")
-    converted = await purchase(client, account, clock, occurred_at=at(15, 11))
+    converted = await purchase(client, account, clock, occurred_at=at(15, 11), bare=False)
     assert converted == [lead_id]
 
     lead = await get_lead(client, account, lead_id)
@@ -185,7 +179,7 @@ async def test_update_and_conversion_show_in_events(client, account, clock):
 async def test_unknown_lead_is_404(client, account, clock, lead_id):
     await capture(client, account, clock)
     response = await client.get(f"/v1/leads/{lead_id}", headers=auth(account))
-    assert_problem(response, 404, code="not_found")
+    assert_problem(response, 404, code="not_found", typed=True, titled=True)
 
 
 # -- filters ------------------------------------------------------------------------------
@@ -245,7 +239,13 @@ async def sample(client, account, clock) -> dict[str, str]:
         ),
     }
     converted = await purchase(
-        client, account, clock, reference="chk_d", email="dave@example.com", occurred_at=at(14, 11)
+        client,
+        account,
+        clock,
+        reference="chk_d",
+        email="dave@example.com",
+        occurred_at=at(14, 11),
+        bare=False,
     )
     assert converted == [leads["dave_cart"]]
     return leads
@@ -375,7 +375,9 @@ async def test_invalid_query_is_422_naming_the_parameter(client, account, clock)
         params, field = case.values
         response = await client.get("/v1/leads", params=params, headers=auth(account))
         try:
-            assert_problem(response, 422, field=field, code="validation_error")
+            assert_problem(
+                response, 422, field=field, code="validation_error", typed=True, titled=True
+            )
         except AssertionError as exc:
             failures.append(f"{case.id}: {exc}")
     assert not failures, "\n".join(failures)
@@ -481,7 +483,7 @@ async def test_empty_list(client, account):
 async def test_converted_lead_is_found_by_purchase_email_case_insensitively(client, account, clock):
     lead_id = await capture(client, account, clock, email="Mixed.Case@Example.com")
     assert await ids(client, account, email="mixed.case@example.com") == [lead_id]
-    result = await send(
+    result = await ingest(
         client,
         account,
         clock,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import auth, event_body, post_event
+from tests.support.api import auth
+from tests.support.events import event_body, post_event
 
 FAR = ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "1900-01-01T00:00:00Z"]
 

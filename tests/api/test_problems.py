@@ -8,14 +8,13 @@ import json
 import pytest
 
 from leadflow.app import create_app
-from tests.api.helpers import PROBLEM, app_client, assert_problem
-from tests.conftest import ADMIN_TOKEN, auth
+from tests.support.api import ADMIN_TOKEN, PROBLEM, app_client, assert_problem, auth
 
 
 @pytest.mark.parametrize("path", ["/nope", "/v1", "/v1/lead", "/v2/leads", "/v1/leads/a/b"])
 async def test_unknown_route_is_a_404_problem(client, account, path):
     response = await client.get(path, headers=auth(account))
-    problem = assert_problem(response, 404, code="not_found")
+    problem = assert_problem(response, 404, code="not_found", typed=True, titled=True)
     assert problem["title"] == "Not Found"
     assert problem["type"] == "/problems/not-found"
 
@@ -34,14 +33,14 @@ async def test_unknown_route_is_a_404_problem(client, account, path):
 )
 async def test_wrong_method_is_a_405_problem_with_allow(client, account, method, path, allowed):
     response = await client.request(method, path, headers=auth(account), json={})
-    problem = assert_problem(response, 405, code="method_not_allowed")
+    problem = assert_problem(response, 405, code="method_not_allowed", typed=True, titled=True)
     assert problem["title"] == "Method Not Allowed"
     assert {m.strip() for m in response.headers["allow"].split(",")} == allowed
 
 
 async def test_problem_documents_have_the_rfc9457_members(client, account):
     response = await client.get("/v1/leads", params={"status": "nope"}, headers=auth(account))
-    problem = assert_problem(response, 422, field="status")
+    problem = assert_problem(response, 422, field="status", typed=True, titled=True)
     assert set(problem) == {"type", "title", "status", "detail", "code", "errors"}
     assert problem["title"] == "Unprocessable Entity"
     assert problem["type"] == "/problems/validation-error"
@@ -130,7 +129,7 @@ async def test_bad_account_creation_input_is_never_a_500(settings, clock, db, bo
         response = await client.post(
             "/v1/admin/accounts", json=body, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
         )
-        assert_problem(response, 422)
+        assert_problem(response, 422, typed=True, titled=True)
 
 
 async def test_non_json_content_type_is_a_problem_not_a_500(settings, clock, db, account):

@@ -9,8 +9,7 @@ import httpx
 import pytest
 
 from leadflow.kit.clock import ManualClock
-from tests.api.helpers import assert_problem
-from tests.conftest import auth
+from tests.support.api import assert_problem, auth
 
 DEFAULT_DELAYS = {
     "abandoned_checkout": "PT1H",
@@ -245,7 +244,9 @@ async def test_invalid_update_is_422_naming_the_field_and_changes_nothing(
         clock.advance(minutes=1)
         response = await put_settings(client, account, body)
         try:
-            assert_problem(response, 422, field=field, code="validation_error")
+            assert_problem(
+                response, 422, field=field, code="validation_error", typed=True, titled=True
+            )
             assert await get_settings(client, account) == before, "settings changed"
         except AssertionError as exc:
             failures.append(f"{case.id}: {exc}")
@@ -259,14 +260,16 @@ async def test_one_bad_field_rejects_the_whole_update(client, account):
     body["sender_name"] = "Would be applied"
     body["min_delays"]["trial"] = "P1M"
     response = await put_settings(client, account, body)
-    problem = assert_problem(response, 422, field="min_delays.trial")
+    problem = assert_problem(response, 422, field="min_delays.trial", typed=True, titled=True)
     assert [e["field"] for e in problem["errors"]] == ["min_delays.trial"]
     assert await get_settings(client, account) == before
 
 
 async def test_every_bad_field_is_named(client, account):
     body = {"default_currency": "EURO", "timezone": "Nowhere", "min_delays": {"trial": "1 day"}}
-    problem = assert_problem(await put_settings(client, account, body), 422)
+    problem = assert_problem(
+        await put_settings(client, account, body), 422, typed=True, titled=True
+    )
     assert {e["field"] for e in problem["errors"]} == {
         "default_currency",
         "timezone",
@@ -285,7 +288,7 @@ async def test_malformed_or_non_object_body_is_422(client, account, content):
         content=content,
         headers={**auth(account), "content-type": "application/json"},
     )
-    problem = assert_problem(response, 422)
+    problem = assert_problem(response, 422, typed=True, titled=True)
     assert problem["errors"], problem
     assert await get_settings(client, account) == before
 
@@ -296,6 +299,6 @@ async def test_malformed_json_names_the_body_not_a_character_offset(client, acco
         content=b'{"timezone": "UTC",}',
         headers={**auth(account), "content-type": "application/json"},
     )
-    problem = assert_problem(response, 422)
+    problem = assert_problem(response, 422, typed=True, titled=True)
     assert [e["field"] for e in problem["errors"]] == ["body"]
     assert "JSON" in problem["errors"][0]["message"]

@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.helpers import assert_problem, at, capture, purchase
-from tests.conftest import auth, event_body, post_event
+from tests.support.api import assert_problem, auth
+from tests.support.events import at, capture, event_body, post_event, purchase
 
 
 async def json_of(response: httpx.Response) -> Any:
@@ -25,14 +25,32 @@ async def a_leads(client, account, clock) -> list[str]:
             client, account, clock, reference="chk_2", email="max@example.com", occurred_at=at(14)
         ),
         await capture(
-            client, account, clock, type="trial.started", reference="sub_1", occurred_at=at(13)
+            client,
+            account,
+            clock,
+            type="trial.started",
+            reference="sub_1",
+            occurred_at=at(13),
+            email="jane@example.com",
         ),
         await capture(
-            client, account, clock, type="renewal.due", reference="sub_2", occurred_at=at(12)
+            client,
+            account,
+            clock,
+            type="renewal.due",
+            reference="sub_2",
+            occurred_at=at(12),
+            email="jane@example.com",
         ),
     ]
     converted = await purchase(
-        client, account, clock, reference="chk_2", email="max@example.com", occurred_at=at(14, 12)
+        client,
+        account,
+        clock,
+        reference="chk_2",
+        email="max@example.com",
+        occurred_at=at(14, 12),
+        bare=False,
     )
     assert converted == [leads[1]]
     return leads
@@ -44,11 +62,11 @@ async def test_other_account_gets_404_for_a_lead_it_does_not_own(
     missing = await client.get(
         "/v1/leads/lead_00000000000000000000000000", headers=auth(other_account)
     )
-    missing_problem = assert_problem(missing, 404)
+    missing_problem = assert_problem(missing, 404, typed=True, titled=True)
     for lead_id in a_leads:
         response = await client.get(f"/v1/leads/{lead_id}", headers=auth(other_account))
         # Indistinguishable from a lead that does not exist at all.
-        assert assert_problem(response, 404) == missing_problem
+        assert assert_problem(response, 404, typed=True, titled=True) == missing_problem
         assert lead_id not in response.text
         # The owner still sees it.
         assert (await client.get(f"/v1/leads/{lead_id}", headers=auth(account))).status_code == 200
@@ -57,7 +75,9 @@ async def test_other_account_gets_404_for_a_lead_it_does_not_own(
 async def test_other_accounts_list_never_contains_its_leads(
     client, account, other_account, clock, a_leads
 ):
-    b_lead = await capture(client, other_account, clock, reference="chk_1")
+    b_lead = await capture(
+        client, other_account, clock, reference="chk_1", email="jane@example.com"
+    )
     queries: list[dict[str, Any]] = [
         {},
         {"email": "jane@example.com"},
@@ -131,6 +151,7 @@ async def test_a_purchase_in_one_account_never_converts_anothers_lead(
         reference="chk_1",
         email="jane@example.com",
         occurred_at=at(15, 11, 30),
+        bare=False,
     )
     assert converted == []
     lead = await json_of(await client.get(f"/v1/leads/{a_leads[0]}", headers=auth(account)))
@@ -144,7 +165,7 @@ async def test_an_event_signed_with_one_accounts_secret_is_refused_for_another(
     # A's secret on B's webhook URL.
     impostor = {**other_account, "webhook_secret": account["webhook_secret"]}
     response = await post_event(client, impostor, event_body(), clock=clock)
-    assert_problem(response, 401)
+    assert_problem(response, 401, typed=True, titled=True)
     body = await json_of(await client.get("/v1/leads", headers=auth(other_account)))
     assert body["items"] == []
 

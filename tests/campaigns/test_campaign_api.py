@@ -7,18 +7,10 @@ import datetime as dt
 import pytest
 
 from leadflow.models import Campaign, Variant
-from tests.campaigns.helpers import (
-    NOW,
-    assert_problem,
-    campaign_body,
-    count,
-    create_campaign,
-    get_campaign,
-    iso,
-    step,
-    variant,
-)
-from tests.conftest import auth
+from tests.support.api import assert_problem, auth
+from tests.support.campaigns import campaign_body, create_campaign, get_campaign, step, variant
+from tests.support.database import count
+from tests.support.events import NOW, iso
 
 
 async def test_create_applies_defaults(client, account, db):
@@ -100,7 +92,7 @@ async def test_create_stores_filters_schedule_and_window(client, account):
 
 async def test_get_unknown_campaign_is_404(client, account):
     response = await client.get("/v1/campaigns/cmp_missing", headers=auth(account))
-    assert_problem(response, 404, code="not_found")
+    assert_problem(response, 404, code="not_found", typed=True)
 
 
 async def test_campaign_routes_require_an_api_key(client, account):
@@ -114,11 +106,11 @@ async def test_campaign_routes_require_an_api_key(client, account):
         ("GET", "/v1/templates"),
     ]:
         response = await client.request(method, path, json={} if method != "GET" else None)
-        assert_problem(response, 401)
+        assert_problem(response, 401, typed=True)
         bad_key = await client.request(
             method, path, headers={"Authorization": "Bearer lf_not_a_key"}
         )
-        assert_problem(bad_key, 401)
+        assert_problem(bad_key, 401, typed=True)
     assert (await get_campaign(client, account, created["id"]))["archived_at"] is None
 
 
@@ -166,7 +158,7 @@ async def test_list_limit_exactly_filling_a_page_has_no_next_cursor(client, acco
 )
 async def test_list_rejects_bad_paging(client, account, params, field):
     response = await client.get("/v1/campaigns", params=params, headers=auth(account))
-    assert_problem(response, 422, field=field)
+    assert_problem(response, 422, field=field, typed=True)
 
 
 async def test_list_hides_archived_unless_asked(client, account):
@@ -290,9 +282,9 @@ async def test_archived_campaign_cannot_be_changed(client, account):
     await client.delete(path, headers=auth(account))
     for body in ({"status": "active"}, {"name": "Revived"}, {"priority": 5}):
         response = await client.patch(path, json=body, headers=auth(account))
-        assert_problem(response, 409, code="archived")
+        assert_problem(response, 409, code="archived", typed=True)
     added = await client.post(f"{path}/variants", json=variant("B"), headers=auth(account))
-    assert_problem(added, 409, code="archived")
+    assert_problem(added, 409, code="archived", typed=True)
     after = await get_campaign(client, account, created["id"])
     assert after["status"] == "inactive"
     assert after["name"] == created["name"]
@@ -304,7 +296,7 @@ async def test_archived_name_can_be_reused(client, account, db):
     taken = await client.post(
         "/v1/campaigns", json=campaign_body("Cart recovery DE"), headers=auth(account)
     )
-    assert_problem(taken, 409, field="name")
+    assert_problem(taken, 409, field="name", typed=True)
     await client.delete(f"/v1/campaigns/{first['id']}", headers=auth(account))
     second = await create_campaign(client, account, name="Cart recovery DE")
     assert second["id"] != first["id"]
@@ -314,7 +306,7 @@ async def test_archived_name_can_be_reused(client, account, db):
     rename = await client.patch(
         f"/v1/campaigns/{third['id']}", json={"name": "cart recovery de"}, headers=auth(account)
     )
-    assert_problem(rename, 409, field="name")
+    assert_problem(rename, 409, field="name", typed=True)
 
 
 @pytest.mark.parametrize(
@@ -326,7 +318,7 @@ async def test_name_is_unique_per_account_case_insensitively(client, account, db
     response = await client.post(
         "/v1/campaigns", json=campaign_body(duplicate), headers=auth(account)
     )
-    body = assert_problem(response, 409, field="name")
+    body = assert_problem(response, 409, field="name", typed=True)
     assert body["code"] == "name_taken"
     assert await count(db, Campaign) == 1
     assert await count(db, Variant) == 1
@@ -340,7 +332,7 @@ async def test_rename_to_a_taken_name_is_409_and_keeps_the_old_name(client, acco
         json={"name": "CART recovery de", "priority": 9},
         headers=auth(account),
     )
-    assert_problem(response, 409, field="name")
+    assert_problem(response, 409, field="name", typed=True)
     after = await get_campaign(client, account, other["id"])
     assert after["name"] == "Trial nurture"
     assert after["priority"] == 0

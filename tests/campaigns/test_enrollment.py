@@ -9,20 +9,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from leadflow.campaigns.enrollment import choose_variant
+from leadflow.lifecycle.enrollment import choose_variant
 from leadflow.models import Enrollment, Lead, Variant
-from tests.campaigns.helpers import (
-    NOW,
-    assert_problem,
-    capture,
-    count,
-    create_campaign,
-    enrollment_of,
-    purchase,
-    step,
-    variant,
-)
-from tests.conftest import auth
+from tests.campaigns.helpers import enrollment_of
+from tests.support.api import assert_problem, auth
+from tests.support.campaigns import create_campaign, step, variant
+from tests.support.database import count
+from tests.support.events import NOW, capture, purchase
 
 
 async def active(client, account, name: str, **overrides: Any) -> dict[str, Any]:
@@ -165,17 +158,19 @@ async def test_languages_filter(
     client, account, clock, db, campaign_languages, lead_language, enrolled
 ):
     campaign = await active(client, account, "Language campaign", languages=campaign_languages)
-    lead_id = await capture(client, account, clock, reference="chk_1", language=lead_language)
+    lead_id = await capture(
+        client, account, clock, reference="chk_1", customer={"language": lead_language}
+    )
     assert await campaign_of(db, lead_id) == (campaign["id"] if enrolled else None)
 
 
 async def test_countries_filter(client, account, clock, db):
     dach = await active(client, account, "DACH carts", countries=["AT", "ch", "DE"])
     await active(client, account, "France carts", countries=["FR"], priority=3)
-    german = await capture(client, account, clock, reference="chk_1", country="DE")
-    swiss = await capture(client, account, clock, reference="chk_2", country="CH")
-    spanish = await capture(client, account, clock, reference="chk_3", country="ES")
-    unknown = await capture(client, account, clock, reference="chk_4", country=None)
+    german = await capture(client, account, clock, reference="chk_1", customer={"country": "DE"})
+    swiss = await capture(client, account, clock, reference="chk_2", customer={"country": "CH"})
+    spanish = await capture(client, account, clock, reference="chk_3", customer={"country": "ES"})
+    unknown = await capture(client, account, clock, reference="chk_4", customer={"country": None})
     assert await campaign_of(db, german) == dach["id"]
     assert await campaign_of(db, swiss) == dach["id"]
     assert await enrollment_of(db, spanish) is None
@@ -268,16 +263,20 @@ async def test_enrollment_uses_the_deterministic_split(client, account, clock, d
 async def test_backfill_enrolls_open_matching_leads_once(client, account, clock, db):
     campaign = await create_campaign(client, account, name="German carts", languages=["de"])
     german = await capture(client, account, clock, reference="chk_1")
-    another = await capture(client, account, clock, reference="chk_2", language="de-AT")
-    french = await capture(client, account, clock, reference="chk_3", language="fr")
+    another = await capture(
+        client, account, clock, reference="chk_2", customer={"language": "de-AT"}
+    )
+    french = await capture(client, account, clock, reference="chk_3", customer={"language": "fr"})
     converted = await capture(client, account, clock, reference="chk_4")
-    assert await purchase(client, account, clock, reference="chk_4") == [converted]
+    assert await purchase(
+        client, account, clock, reference="chk_4", occurred_at="2026-01-15T11:30:00Z", bare=False
+    ) == [converted]
     trial = await capture(client, account, clock, reference="sub_1", type="trial.started")
     path = f"/v1/campaigns/{campaign['id']}"
 
     # Inactive: no backfill.
     refused = await client.post(f"{path}/backfill", json={}, headers=auth(account))
-    assert_problem(refused, 409, code="campaign_inactive")
+    assert_problem(refused, 409, code="campaign_inactive", typed=True)
     assert await count(db, Enrollment) == 0
 
     on = await client.patch(path, json={"status": "active"}, headers=auth(account))
@@ -340,7 +339,7 @@ async def test_backfill_captured_from(client, account, clock, db):
     bad = await client.post(
         f"{path}/backfill", json={"captured_from": "2026-01-14T00:00:00"}, headers=auth(account)
     )
-    assert_problem(bad, 422, field="captured_from")
+    assert_problem(bad, 422, field="captured_from", typed=True)
     response = await client.post(
         f"{path}/backfill", json={"captured_from": "2026-01-14T00:00:00Z"}, headers=auth(account)
     )
@@ -356,7 +355,7 @@ async def test_backfill_of_an_archived_campaign_is_409(client, account, clock, d
     await client.patch(path, json={"status": "active"}, headers=auth(account))
     await client.delete(path, headers=auth(account))
     response = await client.post(f"{path}/backfill", json={}, headers=auth(account))
-    assert_problem(response, 409)
+    assert_problem(response, 409, typed=True)
     assert await count(db, Enrollment) == 0
 
 
@@ -371,7 +370,7 @@ async def test_backfill_of_an_ended_campaign_is_409(client, account, clock, db):
     await client.patch(path, json={"status": "active"}, headers=auth(account))
     clock.set(dt.datetime(2026, 1, 21, tzinfo=dt.UTC))
     response = await client.post(f"{path}/backfill", json={}, headers=auth(account))
-    assert_problem(response, 409, code="campaign_ended")
+    assert_problem(response, 409, code="campaign_ended", typed=True)
     assert await enrollment_of(db, lead_id) is None
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from leadflow.models import Campaign
-from tests.campaigns.helpers import campaign_body, count
-from tests.conftest import auth
+from tests.support.api import auth
+from tests.support.campaigns import campaign_body
+from tests.support.database import count
 
 
 async def test_concurrent_names_differing_in_case(client, account, db):

@@ -6,16 +6,10 @@ from typing import Any
 
 import pytest
 
-from leadflow.dispatch.templates.catalog import TEMPLATE_VARIABLES, get_template
-from tests.campaigns.helpers import (
-    assert_problem,
-    capture,
-    create_campaign,
-    custom_step,
-    step,
-    variant,
-)
-from tests.conftest import auth
+from leadflow.templates.catalog import TEMPLATE_VARIABLES, get_template
+from tests.support.api import assert_problem, auth
+from tests.support.campaigns import create_campaign, custom_step, step, variant
+from tests.support.events import capture
 
 LANGUAGES = {"en", "de", "fr", "es", "it", "pt", "nl"}
 
@@ -113,7 +107,7 @@ async def test_preview_rejects_a_bad_language(client, account, campaign):
         json={"language": "english!"},
         headers=auth(account),
     )
-    assert_problem(response, 422, field="language")
+    assert_problem(response, 422, field="language", typed=True)
 
 
 async def test_preview_for_a_real_lead(client, account, clock, campaign):
@@ -123,8 +117,7 @@ async def test_preview_for_a_real_lead(client, account, clock, campaign):
         clock,
         reference="chk_real",
         email="Jürgen.Meier@Example.com",
-        first_name="Jürgen",
-        language="de",
+        customer={"first_name": "Jürgen", "language": "de"},
     )
     shown = await preview(client, account, campaign["id"], lead_id=lead_id)
     assert shown["to"] == "jürgen.meier@example.com"
@@ -149,7 +142,7 @@ async def test_preview_for_a_real_lead(client, account, clock, campaign):
 async def test_preview_for_a_lead_in_an_unsupported_language_falls_back(
     client, account, clock, campaign
 ):
-    lead_id = await capture(client, account, clock, reference="chk_ja", language="ja")
+    lead_id = await capture(client, account, clock, reference="chk_ja", customer={"language": "ja"})
     shown = await preview(client, account, campaign["id"], lead_id=lead_id)
     english = await preview(client, account, campaign["id"], language="en")
     assert shown["language"] == "en"
@@ -161,7 +154,7 @@ async def test_preview_step_outside_1_to_3_is_422(client, account, campaign, ste
     response = await client.post(
         f"/v1/campaigns/{campaign['id']}/preview", json={"step": step_no}, headers=auth(account)
     )
-    assert_problem(response, 422, field="step")
+    assert_problem(response, 422, field="step", typed=True)
 
 
 async def test_preview_step_beyond_the_variant_is_422(client, account, campaign):
@@ -171,7 +164,7 @@ async def test_preview_step_beyond_the_variant_is_422(client, account, campaign)
         json={"variant_id": b_id, "step": 2},
         headers=auth(account),
     )
-    assert_problem(response, 422, field="step", message_contains="1 step")
+    assert_problem(response, 422, field="step", message_contains="1 step", typed=True)
 
 
 async def test_preview_of_another_accounts_lead_is_404(
@@ -181,14 +174,14 @@ async def test_preview_of_another_accounts_lead_is_404(
     response = await client.post(
         f"/v1/campaigns/{campaign['id']}/preview", json={"lead_id": foreign}, headers=auth(account)
     )
-    body = assert_problem(response, 404)
+    body = assert_problem(response, 404, typed=True)
     assert "Jane" not in response.text
     missing = await client.post(
         f"/v1/campaigns/{campaign['id']}/preview",
         json={"lead_id": "lead_missing"},
         headers=auth(account),
     )
-    assert assert_problem(missing, 404) == body
+    assert assert_problem(missing, 404, typed=True) == body
 
 
 async def test_preview_unknown_or_removed_variant_is_404(client, account, campaign):
@@ -201,7 +194,7 @@ async def test_preview_unknown_or_removed_variant_is_404(client, account, campai
         response = await client.post(
             f"{path}/preview", json={"variant_id": vid}, headers=auth(account)
         )
-        assert_problem(response, 404)
+        assert_problem(response, 404, typed=True)
 
 
 async def test_preview_without_variants_is_409(client, account):
@@ -209,7 +202,7 @@ async def test_preview_without_variants_is_409(client, account):
     response = await client.post(
         f"/v1/campaigns/{created['id']}/preview", json={}, headers=auth(account)
     )
-    assert_problem(response, 409, code="no_variants")
+    assert_problem(response, 409, code="no_variants", typed=True)
 
 
 async def test_templates_list(client, account):

@@ -5,14 +5,9 @@ from __future__ import annotations
 import pytest
 
 from leadflow.models import Campaign
-from tests.campaigns.helpers import (
-    assert_problem,
-    campaign_body,
-    count,
-    custom_step,
-    variant,
-)
-from tests.conftest import auth
+from tests.support.api import assert_problem, auth
+from tests.support.campaigns import campaign_body, custom_step, variant
+from tests.support.database import count
 
 HOSTILE = [
     "{{ 'x' * 10**9 }}",
@@ -27,7 +22,7 @@ HOSTILE = [
 async def test_hostile_arithmetic_is_refused_when_saved(client, account, db, source):
     body = campaign_body(variants=[variant(steps=[custom_step(text=source)])])
     response = await client.post("/v1/campaigns", json=body, headers=auth(account))
-    assert_problem(response, 422, field="variants[0].steps[0].text")
+    assert_problem(response, 422, field="variants[0].steps[0].text", typed=True)
     assert await count(db, Campaign) == 0
 
 

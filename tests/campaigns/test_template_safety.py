@@ -5,18 +5,17 @@ from __future__ import annotations
 import pytest
 
 from leadflow.models import Campaign, Variant
-from tests.campaigns.helpers import (
-    assert_problem,
+from tests.support.api import assert_problem, auth
+from tests.support.campaigns import (
     campaign_body,
-    capture,
-    count,
     create_campaign,
     custom_step,
     get_campaign,
     step,
     variant,
 )
-from tests.conftest import auth
+from tests.support.database import count
+from tests.support.events import capture
 
 PAYLOADS = [
     "{{ first_name.__class__.__mro__ }}",
@@ -46,7 +45,7 @@ PAYLOADS = [
 async def test_unsafe_template_is_refused_on_create(client, account, db, payload, part):
     body = campaign_body(variants=[variant("A", [custom_step(**{part: payload})])])
     response = await client.post("/v1/campaigns", json=body, headers=auth(account))
-    assert_problem(response, 422, field=f"variants[0].steps[0].{part}")
+    assert_problem(response, 422, field=f"variants[0].steps[0].{part}", typed=True)
     assert await count(db, Campaign) == 0
     assert await count(db, Variant) == 0
 
@@ -59,13 +58,13 @@ async def test_unsafe_template_is_refused_on_variant_add_and_edit(client, accoun
     added = await client.post(
         path, json=variant("B", [step(), custom_step(html=payload)]), headers=auth(account)
     )
-    assert_problem(added, 422, field="steps[1].html")
+    assert_problem(added, 422, field="steps[1].html", typed=True)
     edited = await client.patch(
         f"{path}/{before['id']}",
         json={"steps": [custom_step(text=payload)]},
         headers=auth(account),
     )
-    assert_problem(edited, 422, field="steps[0].text")
+    assert_problem(edited, 422, field="steps[0].text", typed=True)
     assert (await get_campaign(client, account, created["id"]))["variants"] == [before]
     assert await count(db, Variant) == 1
 
@@ -120,7 +119,7 @@ async def test_lead_data_is_escaped_in_html_but_plain_in_text(client, account, c
         account,
         clock,
         reference="chk_xss",
-        first_name=XSS,
+        customer={"first_name": XSS},
         products=[{"id": "sku-1", "name": '<img src=x onerror="alert(2)">', "quantity": 1}],
     )
     path = f"/v1/campaigns/{created['id']}/preview"
@@ -150,7 +149,11 @@ async def test_a_name_with_line_breaks_cannot_add_subject_lines(client, account,
         client, account, variants=[variant("A", [custom_step(subject="Hi {{ first_name }}!")])]
     )
     lead_id = await capture(
-        client, account, clock, reference="chk_crlf", first_name="Jane\r\nBcc: all@example.com"
+        client,
+        account,
+        clock,
+        reference="chk_crlf",
+        customer={"first_name": "Jane\r\nBcc: all@example.com"},
     )
     response = await client.post(
         f"/v1/campaigns/{created['id']}/preview", json={"lead_id": lead_id}, headers=auth(account)
@@ -166,8 +169,10 @@ async def test_a_template_failing_for_a_real_lead_is_not_a_server_error(client, 
     created = await create_campaign(
         client, account, variants=[variant("A", [custom_step(text="Hi {{ first_name.upper() }}")])]
     )
-    lead_id = await capture(client, account, clock, reference="chk_noname", first_name=None)
+    lead_id = await capture(
+        client, account, clock, reference="chk_noname", customer={"first_name": None}
+    )
     response = await client.post(
         f"/v1/campaigns/{created['id']}/preview", json={"lead_id": lead_id}, headers=auth(account)
     )
-    assert_problem(response, 422)
+    assert_problem(response, 422, typed=True)

@@ -5,16 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from leadflow.models import Campaign, Enrollment, Variant
-from tests.campaigns.helpers import (
-    assert_problem,
-    capture,
-    count,
-    create_campaign,
-    get_campaign,
-    step,
-    variant,
-)
-from tests.conftest import auth
+from tests.support.api import assert_problem, auth
+from tests.support.campaigns import create_campaign, get_campaign, step, variant
+from tests.support.database import count
+from tests.support.events import capture
 
 
 def routes(campaign_id: str, variant_id: str) -> list[tuple[str, str, Any]]:
@@ -41,11 +35,11 @@ async def test_every_campaign_route_is_404_for_another_account(
     await capture(client, account, clock, reference="chk_1")
     before = await get_campaign(client, account, theirs["id"])
     missing = assert_problem(
-        await client.get("/v1/campaigns/cmp_missing", headers=auth(other_account)), 404
+        await client.get("/v1/campaigns/cmp_missing", headers=auth(other_account)), 404, typed=True
     )
     for method, path, body in routes(theirs["id"], theirs["variants"][1]["id"]):
         response = await client.request(method, path, json=body, headers=auth(other_account))
-        problem = assert_problem(response, 404)
+        problem = assert_problem(response, 404, typed=True)
         assert theirs["id"] not in response.text, (method, path)
         assert problem["code"] == missing["code"]
     # Nothing changed for the owner.
@@ -63,11 +57,11 @@ async def test_own_campaign_with_another_accounts_variant_is_404(
     foreign = theirs["variants"][0]["id"]
     for method, path, body in routes(mine["id"], foreign)[4:6]:
         response = await client.request(method, path, json=body, headers=auth(account))
-        assert_problem(response, 404)
+        assert_problem(response, 404, typed=True)
     preview = await client.post(
         f"/v1/campaigns/{mine['id']}/preview", json={"variant_id": foreign}, headers=auth(account)
     )
-    assert_problem(preview, 404)
+    assert_problem(preview, 404, typed=True)
     assert await get_campaign(client, other_account, theirs["id"]) == theirs
     assert await count(db, Variant, id=foreign) == 1
 

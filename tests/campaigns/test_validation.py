@@ -7,17 +7,16 @@ from typing import Any
 import pytest
 
 from leadflow.models import Campaign, Variant
-from tests.campaigns.helpers import (
-    assert_problem,
+from tests.support.api import assert_problem, auth
+from tests.support.campaigns import (
     campaign_body,
-    count,
     create_campaign,
     custom_step,
     get_campaign,
     step,
     variant,
 )
-from tests.conftest import auth
+from tests.support.database import count
 
 
 def with_steps(*steps: dict[str, Any]) -> dict[str, Any]:
@@ -191,7 +190,7 @@ async def test_bad_create_is_422_and_writes_nothing(client, account, db, overrid
         "/v1/campaigns", json=campaign_body(**overrides), headers=auth(account)
     )
     body = assert_problem(
-        response, 422, field=field, code="validation_error", message_contains=message
+        response, 422, field=field, code="validation_error", message_contains=message, typed=True
     )
     assert all(set(e) == {"field", "message"} and e["message"] for e in body["errors"])
     assert await count(db, Campaign) == 0
@@ -211,7 +210,7 @@ async def test_several_problems_are_reported_together(client, account, db):
         ]
     )
     response = await client.post("/v1/campaigns", json=body, headers=auth(account))
-    problem = assert_problem(response, 422)
+    problem = assert_problem(response, 422, typed=True)
     fields = {e["field"] for e in problem["errors"]}
     assert {
         "variants[0].steps[0].delay",
@@ -227,14 +226,14 @@ async def test_malformed_json_is_422(client, account, db):
         content=b'{"name": "Cart recovery DE",',
         headers={**auth(account), "content-type": "application/json"},
     )
-    assert_problem(response, 422)
+    assert_problem(response, 422, typed=True)
     assert await count(db, Campaign) == 0
 
 
 async def test_account_minimum_delay_can_be_lowered(client, account, db):
     body = campaign_body(variants=[variant("A", [step("PT30M")])])
     refused = await client.post("/v1/campaigns", json=body, headers=auth(account))
-    assert_problem(refused, 422, field="variants[0].steps[0].delay")
+    assert_problem(refused, 422, field="variants[0].steps[0].delay", typed=True)
     assert await count(db, Campaign) == 0
 
     settings = await client.put(
@@ -251,14 +250,16 @@ async def test_account_minimum_delay_can_be_lowered(client, account, db):
         "Trial nurture", source="trial", variants=[variant("A", [step("PT30M", "trial/1")])]
     )
     still_refused = await client.post("/v1/campaigns", json=trial, headers=auth(account))
-    assert_problem(still_refused, 422, field="variants[0].steps[0].delay", message_contains="P1D")
+    assert_problem(
+        still_refused, 422, field="variants[0].steps[0].delay", message_contains="P1D", typed=True
+    )
     assert await count(db, Campaign) == 1
 
 
 async def test_minimum_delay_of_source_all_is_the_lowest_of_all_sources(client, account, db):
     body = campaign_body(source="all", variants=[variant("A", [step("PT59M")])])
     response = await client.post("/v1/campaigns", json=body, headers=auth(account))
-    assert_problem(response, 422, field="variants[0].steps[0].delay")
+    assert_problem(response, 422, field="variants[0].steps[0].delay", typed=True)
     exactly = campaign_body(source="all", variants=[variant("A", [step("PT1H")])])
     assert (
         await client.post("/v1/campaigns", json=exactly, headers=auth(account))
@@ -314,6 +315,6 @@ async def test_bad_patch_is_422_and_changes_nothing(client, account, db, patch, 
         json={"description": "should not be saved", **patch},
         headers=auth(account),
     )
-    assert_problem(response, 422, field=field)
+    assert_problem(response, 422, field=field, typed=True)
     assert await get_campaign(client, account, created["id"]) == created
     assert await count(db, Campaign, description="should not be saved") == 0

@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 from leadflow.models import Campaign, Enrollment, Variant
-from tests.campaigns.helpers import (
-    assert_problem,
-    capture,
-    count,
-    create_campaign,
-    custom_step,
-    enrollment_of,
-    get_campaign,
-    step,
-    variant,
-)
-from tests.conftest import auth
+from tests.campaigns.helpers import enrollment_of
+from tests.support.api import assert_problem, auth
+from tests.support.campaigns import create_campaign, custom_step, get_campaign, step, variant
+from tests.support.database import count
+from tests.support.events import capture
 
 
 async def test_add_test_follow_up_variant(client, account, db):
@@ -44,7 +37,7 @@ async def test_variant_names_are_unique_within_a_campaign(client, account, db):
     response = await client.post(
         f"/v1/campaigns/{created['id']}/variants", json=variant("A"), headers=auth(account)
     )
-    assert_problem(response, 409, field="name")
+    assert_problem(response, 409, field="name", typed=True)
     assert await count(db, Variant) == 1
     # The same variant name in another campaign is fine.
     other = await create_campaign(client, account, name="Cart recovery FR")
@@ -100,7 +93,7 @@ async def test_patch_variant_to_a_taken_name_changes_nothing(client, account, db
         json={"name": "A", "weight": 7, "steps": [step("P3D", "abandoned_checkout/2")]},
         headers=auth(account),
     )
-    assert_problem(response, 409, field="name")
+    assert_problem(response, 409, field="name", typed=True)
     after = await get_campaign(client, account, created["id"])
     assert after["variants"] == [a, b]
     async with db.session() as session:
@@ -117,15 +110,15 @@ async def test_patch_variant_with_invalid_steps_changes_nothing(client, account,
     too_soon = await client.patch(
         path, json={"weight": 4, "steps": [step("PT10M")]}, headers=auth(account)
     )
-    assert_problem(too_soon, 422, field="steps[0].delay")
+    assert_problem(too_soon, 422, field="steps[0].delay", typed=True)
     four = await client.patch(path, json={"steps": [step()] * 4}, headers=auth(account))
-    assert_problem(four, 422, field="steps", message_contains="at most 3")
+    assert_problem(four, 422, field="steps", message_contains="at most 3", typed=True)
     unknown = await client.patch(
         path, json={"steps": [step(template="abandoned_checkout/9")]}, headers=auth(account)
     )
-    assert_problem(unknown, 422, field="steps[0].template")
+    assert_problem(unknown, 422, field="steps[0].template", typed=True)
     empty = await client.patch(path, json={"steps": []}, headers=auth(account))
-    assert_problem(empty, 422, field="steps")
+    assert_problem(empty, 422, field="steps", typed=True)
     assert (await get_campaign(client, account, created["id"]))["variants"] == [before]
     async with db.session() as session:
         stored = await session.get(Variant, before["id"])
@@ -146,7 +139,7 @@ async def test_add_invalid_variant_writes_nothing(client, account, db):
     ]
     for body, field in cases:
         response = await client.post(path, json=body, headers=auth(account))
-        assert_problem(response, 422, field=field)
+        assert_problem(response, 422, field=field, typed=True)
     assert await count(db, Variant) == 1
 
 
@@ -161,9 +154,9 @@ async def test_delete_variant_removes_it(client, account, db):
     # Never used by a lead: gone from the database.
     assert await count(db, Variant, id=b["id"]) == 0
     again = await client.delete(path, headers=auth(account))
-    assert_problem(again, 404)
+    assert_problem(again, 404, typed=True)
     edit = await client.patch(path, json={"weight": 2}, headers=auth(account))
-    assert_problem(edit, 404)
+    assert_problem(edit, 404, typed=True)
 
 
 async def test_deleting_a_used_variant_archives_it(client, account, clock, db):
@@ -191,7 +184,7 @@ async def test_last_variant_of_active_campaign_cannot_be_deleted(client, account
     only = created["variants"][0]
     path = f"/v1/campaigns/{created['id']}/variants/{only['id']}"
     response = await client.delete(path, headers=auth(account))
-    assert_problem(response, 409, code="last_variant")
+    assert_problem(response, 409, code="last_variant", typed=True)
     assert (await get_campaign(client, account, created["id"]))["variants"] == [only]
     assert await count(db, Variant) == 1
     # Once inactive, the last variant can go.
@@ -209,14 +202,14 @@ async def test_activating_without_variants_is_422_naming_status(client, account,
         json={"name": "Cart recovery DE", "status": "active"},
         headers=auth(account),
     )
-    assert_problem(response, 422, field="status")
+    assert_problem(response, 422, field="status", typed=True)
     assert await count(db, Campaign) == 0
 
     created = await create_campaign(client, account, variants=[])
     assert created["variants"] == []
     path = f"/v1/campaigns/{created['id']}"
     response = await client.patch(path, json={"status": "active"}, headers=auth(account))
-    assert_problem(response, 422, field="status")
+    assert_problem(response, 422, field="status", typed=True)
     assert (await get_campaign(client, account, created["id"]))["status"] == "inactive"
     # After adding a variant activation works.
     added = await client.post(f"{path}/variants", json=variant("A"), headers=auth(account))
@@ -232,8 +225,10 @@ async def test_unknown_variant_is_404(client, account):
     foreign_variant = other["variants"][0]["id"]
     for vid in ("var_missing", foreign_variant):
         path = f"/v1/campaigns/{created['id']}/variants/{vid}"
-        assert_problem(await client.patch(path, json={"weight": 2}, headers=auth(account)), 404)
-        assert_problem(await client.delete(path, headers=auth(account)), 404)
+        assert_problem(
+            await client.patch(path, json={"weight": 2}, headers=auth(account)), 404, typed=True
+        )
+        assert_problem(await client.delete(path, headers=auth(account)), 404, typed=True)
     assert (await get_campaign(client, account, other["id"]))["variants"][0]["weight"] == 1
 
 

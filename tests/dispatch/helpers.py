@@ -1,26 +1,24 @@
-"""Helpers for the dispatch integration tests: real HTTP (ASGI), real DB, real SMTP sink."""
+"""Helpers for the dispatch tests alone: real HTTP (ASGI), real DB, real SMTP sink (the
+shared ones are in tests/support/)."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import re
 from collections.abc import Sequence
 from email.message import EmailMessage
 from typing import Any
 
-import httpx
 from sqlalchemy import select
 
-from leadflow.dispatch.models import Enrollment, Message
 from leadflow.kit.clock import ManualClock
 from leadflow.kit.db import Database
-from leadflow.leads.models import Conversion
-from leadflow.tracking.models import Visit
-from tests.conftest import auth, event_body, post_event, signed_headers
-
-BASE_URL = "http://testserver"
+from leadflow.models.enrollments import Enrollment, Message
+from leadflow.models.leads import Conversion
+from leadflow.models.tracking import Visit
+from tests.support.api import BASE_URL
+from tests.support.events import lead_event
 
 CUSTOM_STEP_2 = {
     "delay": "P1D",
@@ -42,54 +40,7 @@ THREE_STEPS: list[dict[str, Any]] = [
 ]
 
 
-def iso(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-
-
-async def create_campaign(
-    client: httpx.AsyncClient,
-    account: dict[str, Any],
-    *,
-    name: str = "Cart recovery DE",
-    source: str = "abandoned_checkout",
-    steps: Sequence[dict[str, Any]] | None = None,
-    status: str = "active",
-    **extra: Any,
-) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "name": name,
-        "source": source,
-        "status": status,
-        "variants": [{"name": "A", "steps": list(steps or THREE_STEPS)}],
-        **extra,
-    }
-    response = await client.post("/v1/campaigns", json=body, headers=auth(account))
-    assert response.status_code == 201, response.text
-    result: dict[str, Any] = response.json()
-    return result
-
-
-async def put_settings(
-    client: httpx.AsyncClient, account: dict[str, Any], **changes: Any
-) -> dict[str, Any]:
-    response = await client.put("/v1/settings", json=changes, headers=auth(account))
-    assert response.status_code == 200, response.text
-    result: dict[str, Any] = response.json()
-    return result
-
-
-async def patch_campaign(
-    client: httpx.AsyncClient, account: dict[str, Any], campaign_id: str, **changes: Any
-) -> dict[str, Any]:
-    response = await client.patch(
-        f"/v1/campaigns/{campaign_id}", json=changes, headers=auth(account)
-    )
-    assert response.status_code == 200, response.text
-    result: dict[str, Any] = response.json()
-    return result
-
-
-def lead_event(
+def event_now(
     clock: ManualClock,
     *,
     email: str = "jane@example.com",
@@ -101,86 +52,17 @@ def lead_event(
     occurred_at: dt.datetime | None = None,
     **overrides: Any,
 ) -> dict[str, Any]:
-    """A lead event happening now (or at ``occurred_at``), recovering at a per-reference URL."""
-    customer: dict[str, Any] = {
-        "email": email,
-        "first_name": first_name,
-        "last_name": "Doe",
-        "country": "DE",
-    }
-    if language is not None:
-        customer["language"] = language
-    if timezone is not None:
-        customer["timezone"] = timezone
-    body = event_body(
+    """A lead event happening now (or at ``occurred_at``), recovering at a per-reference URL
+    (with a query to keep); a None ``language``, ``timezone`` or ``first_name`` is left out."""
+    return lead_event(
         type=type,
         reference=reference,
-        occurred_at=iso(occurred_at or clock.now()),
-        customer=customer,
+        email=email,
+        occurred_at=occurred_at or clock.now(),
+        customer={"first_name": first_name, "language": language, "timezone": timezone},
         recovery_url=f"https://shop.example.com/recover/{reference}?step=pay&x=1",
         **overrides,
     )
-    return body
-
-
-async def capture(
-    client: httpx.AsyncClient,
-    account: dict[str, Any],
-    clock: ManualClock,
-    *,
-    msg_id: str | None = None,
-    **kw: Any,
-) -> dict[str, Any]:
-    """Post one signed lead event through the real webhook endpoint; return the result."""
-    response = await post_event(
-        client, account, lead_event(clock, **kw), clock=clock, msg_id=msg_id
-    )
-    assert response.status_code == 200, response.text
-    result: dict[str, Any] = response.json()
-    return result
-
-
-async def purchase(
-    client: httpx.AsyncClient,
-    account: dict[str, Any],
-    clock: ManualClock,
-    *,
-    reference: str = "chk_1",
-    email: str = "jane@example.com",
-    amount: str = "59.00",
-    currency: str = "EUR",
-) -> dict[str, Any]:
-    body = event_body(
-        type="order.completed",
-        reference=reference,
-        occurred_at=iso(clock.now()),
-        customer={"email": email, "first_name": "Jane"},
-        amount=amount,
-        currency=currency,
-        products=[],
-        recovery_url=None,
-    )
-    del body["recovery_url"]
-    response = await post_event(client, account, body, clock=clock)
-    assert response.status_code == 200, response.text
-    result: dict[str, Any] = response.json()
-    return result
-
-
-async def post_batch(
-    client: httpx.AsyncClient,
-    account: dict[str, Any],
-    clock: ManualClock,
-    events: list[dict[str, Any]],
-) -> dict[str, Any]:
-    raw = json.dumps({"events": events}).encode()
-    headers = signed_headers(account["webhook_secret"], raw, timestamp=int(clock.now().timestamp()))
-    response = await client.post(
-        f"/v1/webhooks/{account['id']}/events/batch", content=raw, headers=headers
-    )
-    assert response.status_code == 200, response.text
-    result: dict[str, Any] = response.json()
-    return result
 
 
 async def all_rows(db: Database, model: Any, *where: Any) -> list[Any]:

@@ -13,7 +13,7 @@ import pytest
 from jinja2 import meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
-from leadflow.dispatch.templates.catalog import (
+from leadflow.templates.catalog import (
     SUPPORTED_LANGUAGES,
     TEMPLATE_SOURCE_TYPES,
     TEMPLATE_VARIABLES,
@@ -63,7 +63,7 @@ def minimal_context() -> dict[str, Any]:
     }
 
 
-# The environment the catalog is specified for, and the one leadflow.dispatch.render uses.
+# The environment the catalog is specified for, and the one leadflow.templates.render uses.
 ENVIRONMENTS = {
     "sandboxed": lambda autoescape: SandboxedEnvironment(
         undefined=jinja2.StrictUndefined, autoescape=autoescape

@@ -12,24 +12,22 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from leadflow.dispatch.dispatcher import STALE_SENDING, Dispatcher, DispatchReport
-from leadflow.dispatch.mail import SmtpTransport
-from leadflow.dispatch.models import Message
 from leadflow.kit.ids import new_id
-from tests.dispatch.conftest import smtp_url
+from leadflow.kit.mail import SmtpTransport
+from leadflow.lifecycle.dispatcher import STALE_SENDING, Dispatcher, DispatchReport
+from leadflow.models.enrollments import Message
 from tests.dispatch.helpers import (
     GatedTransport,
-    capture,
-    create_campaign,
     enrollment,
     enrollments,
-    lead_event,
+    event_now,
     messages,
-    post_batch,
-    purchase,
-    put_settings,
     recipients,
 )
+from tests.support.api import ok_json, put_settings
+from tests.support.campaigns import create_campaign
+from tests.support.events import ingest, post_batch, purchase
+from tests.support.servers import smtp_url
 
 LEADS = 500
 IMMEDIATE = [
@@ -71,7 +69,7 @@ def quick_gil_handoff() -> Iterator[None]:
 
 async def _immediate_campaign(client, account) -> None:
     await put_settings(client, account, min_delays={"abandoned_checkout": "PT0S"})
-    await create_campaign(client, account, steps=IMMEDIATE)
+    await create_campaign(client, account, steps=IMMEDIATE, status="active")
 
 
 async def _drain(dispatcher: Dispatcher, rounds: int = 50) -> DispatchReport:
@@ -98,9 +96,9 @@ async def test_three_workers_send_500_followups_exactly_once(
     for chunk in range(0, LEADS, 250):
         events = []
         for i in range(chunk, chunk + 250):
-            event = lead_event(clock, email=f"lead{i:03d}@example.com", reference=f"chk_{i}")
+            event = event_now(clock, email=f"lead{i:03d}@example.com", reference=f"chk_{i}")
             events.append({**event, "id": f"evt_{i}"})
-        result = await post_batch(client, account, clock, events)
+        result = ok_json(await post_batch(client, account, events, clock))
         assert result["accepted"] == 250 and result["invalid"] == 0
     assert len(await enrollments(db)) == LEADS
 
@@ -133,7 +131,12 @@ async def test_expired_lease_lets_another_worker_take_over(
     _postgres_only(backend)
     await _immediate_campaign(client, account)
     for i in range(3):
-        await capture(client, account, clock, email=f"crash{i}@example.com", reference=f"c{i}")
+        await ingest(
+            client,
+            account,
+            clock,
+            event_now(clock, email=f"crash{i}@example.com", reference=f"c{i}"),
+        )
     crashed, survivor = make_dispatcher(), make_dispatcher()
 
     token = secrets.token_hex(16)
@@ -167,7 +170,7 @@ async def test_slow_sender_past_its_lease_is_not_duplicated(
 ):
     _postgres_only(backend)
     await _immediate_campaign(client, account)
-    await capture(client, account, clock)
+    await ingest(client, account, clock, event_now(clock))
     slow, other = make_dispatcher(gated=True), make_dispatcher()
 
     slow_tick = asyncio.create_task(slow.run_once())
@@ -200,7 +203,7 @@ async def test_worker_dying_mid_send_is_never_resent(
 ):
     _postgres_only(backend)
     await _immediate_campaign(client, account)
-    await capture(client, account, clock)
+    await ingest(client, account, clock, event_now(clock))
     dying, other = make_dispatcher(gated=True), make_dispatcher()
     tick = asyncio.create_task(dying.run_once())
     await asyncio.wait_for(dying.transport.entered.wait(), 10)
@@ -233,7 +236,7 @@ async def test_many_workers_racing_for_one_enrollment_send_one_email(
     client, account, clock, make_dispatcher, smtp_sink, db
 ):
     await _immediate_campaign(client, account)
-    await capture(client, account, clock)
+    await ingest(client, account, clock, event_now(clock))
     workers = [make_dispatcher() for _ in range(5)]
     reports = await asyncio.gather(*(w.run_once() for w in workers))
     assert sum(r.claimed for r in reports) == 1
@@ -246,7 +249,7 @@ async def test_message_is_unique_per_enrollment_and_step(
     client, account, clock, dispatcher, smtp_sink, db
 ):
     await _immediate_campaign(client, account)
-    await capture(client, account, clock)
+    await ingest(client, account, clock, event_now(clock))
     assert (await dispatcher.run_once()).sent == 1
     (row,) = await messages(db)
     now = clock.now()
@@ -275,13 +278,13 @@ async def test_message_is_unique_per_enrollment_and_step(
 
 async def test_purchase_while_sending_wins(client, account, clock, make_dispatcher, smtp_sink, db):
     await _immediate_campaign(client, account)
-    await capture(client, account, clock)
+    await ingest(client, account, clock, event_now(clock))
     sender = make_dispatcher(gated=True)
     tick = asyncio.create_task(sender.run_once())
     await asyncio.wait_for(sender.transport.entered.wait(), 10)
     clock.advance(seconds=30)
-    bought = await purchase(client, account, clock)
-    assert len(bought["converted_lead_ids"]) == 1
+    bought = await purchase(client, account, clock, email="jane@example.com", amount="59.00")
+    assert len(bought) == 1
     sender.transport.release.set()
     assert (await asyncio.wait_for(tick, 10)).sent == 1  # it was already on its way
     enr = await enrollment(db)
@@ -296,14 +299,19 @@ async def test_frequency_cap_holds_across_workers(
 ):
     _postgres_only(backend)
     await put_settings(client, account, min_delays={"abandoned_checkout": "PT0S", "trial": "PT0S"})
-    await create_campaign(client, account, steps=IMMEDIATE)
+    await create_campaign(client, account, steps=IMMEDIATE, status="active")
     trial_steps = [{"delay": "PT0S", "template": "trial/1"}]
-    await create_campaign(client, account, name="Trial nurture", source="trial", steps=trial_steps)
+    await create_campaign(
+        client, account, name="Trial nurture", source="trial", steps=trial_steps, status="active"
+    )
     for i in range(5):
         email = f"both{i}@example.com"
-        await capture(client, account, clock, email=email, reference=f"chk_{i}")
-        await capture(
-            client, account, clock, email=email, reference=f"tr_{i}", type="trial.started"
+        await ingest(client, account, clock, event_now(clock, email=email, reference=f"chk_{i}"))
+        await ingest(
+            client,
+            account,
+            clock,
+            event_now(clock, email=email, reference=f"tr_{i}", type="trial.started"),
         )
     workers = [make_dispatcher(dispatch_batch_size=3) for _ in range(3)]
     await asyncio.gather(*(_drain(w) for w in workers))

@@ -5,28 +5,25 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from leadflow.leads.models import Lead
-from tests.conftest import post_event
+from leadflow.models.leads import Lead
 from tests.dispatch.helpers import (
-    BASE_URL,
     CUSTOM_STEP_2,
     THREE_STEPS,
     all_rows,
-    capture,
     conversions,
-    create_campaign,
     enrollment,
     enrollments,
+    event_now,
     html_part,
-    lead_event,
     links,
     messages,
     path_of,
-    purchase,
-    put_settings,
     text_part,
     unsubscribe_link,
 )
+from tests.support.api import BASE_URL, put_settings
+from tests.support.campaigns import create_campaign
+from tests.support.events import ingest, post_event, purchase
 
 GERMAN_SUBJECT_1 = "Sie haben etwas in Ihrem Warenkorb bei Acme Shop vergessen"
 ENGLISH_SUBJECT_1 = "You left something in your cart at Acme Shop"
@@ -37,14 +34,14 @@ def _spaces(text: str) -> str:
 
 
 async def test_whole_flow_until_purchase(client, account, clock, dispatcher, smtp_sink, db):
-    campaign = await create_campaign(client, account)
+    campaign = await create_campaign(client, account, steps=THREE_STEPS, status="active")
     variant_id = campaign["variants"][0]["id"]
     # The account's minimum delay (3h) beats the step's own delay (2h).
     settings = await put_settings(client, account, min_delays={"abandoned_checkout": "PT3H"})
     assert settings["min_delays"]["abandoned_checkout"] == "PT3H"
 
     start = clock.now()
-    result = await capture(client, account, clock)
+    result = await ingest(client, account, clock, event_now(clock))
     assert result["lead_status"] == "open"
     lead_id = result["lead_id"]
 
@@ -113,8 +110,10 @@ async def test_whole_flow_until_purchase(client, account, clock, dispatcher, smt
 
     # The purchase stops the sequence and is credited to step 2.
     clock.advance(hours=5)
-    bought = await purchase(client, account, clock, amount="59.00", currency="EUR")
-    assert bought["converted_lead_ids"] == [lead_id]
+    bought = await purchase(
+        client, account, clock, amount="59.00", currency="EUR", email="jane@example.com"
+    )
+    assert bought == [lead_id]
     row2 = next(m for m in await messages(db) if m.step == 2)
     (conversion,) = await conversions(db)
     assert conversion.lead_id == lead_id
@@ -137,12 +136,18 @@ async def test_whole_flow_until_purchase(client, account, clock, dispatcher, smt
 async def test_german_and_english_leads_get_their_language(
     client, account, clock, dispatcher, smtp_sink
 ):
-    await create_campaign(client, account, steps=THREE_STEPS[:1])
-    await capture(
-        client, account, clock, email="anna@example.de", reference="chk_de", language="de"
+    await create_campaign(client, account, steps=THREE_STEPS[:1], status="active")
+    await ingest(
+        client,
+        account,
+        clock,
+        event_now(clock, email="anna@example.de", reference="chk_de", language="de"),
     )
-    await capture(
-        client, account, clock, email="john@example.com", reference="chk_en", language="en-GB"
+    await ingest(
+        client,
+        account,
+        clock,
+        event_now(clock, email="john@example.com", reference="chk_en", language="en-GB"),
     )
     clock.advance(hours=2)
     assert (await dispatcher.run_once()).sent == 2
@@ -160,9 +165,9 @@ async def test_german_and_english_leads_get_their_language(
 async def test_min_delay_raised_after_enrollment_applies_at_send_time(
     client, account, clock, dispatcher, smtp_sink, db
 ):
-    await create_campaign(client, account, steps=THREE_STEPS[:1])
+    await create_campaign(client, account, steps=THREE_STEPS[:1], status="active")
     start = clock.now()
-    await capture(client, account, clock)
+    await ingest(client, account, clock, event_now(clock))
     await put_settings(client, account, min_delays={"abandoned_checkout": "PT3H"})
     clock.advance(hours=2)
     report = await dispatcher.run_once()
@@ -176,8 +181,8 @@ async def test_min_delay_raised_after_enrollment_applies_at_send_time(
 
 
 async def test_all_three_steps_then_completed(client, account, clock, dispatcher, smtp_sink, db):
-    await create_campaign(client, account)
-    await capture(client, account, clock)
+    await create_campaign(client, account, steps=THREE_STEPS, status="active")
+    await ingest(client, account, clock, event_now(clock))
     for hours in (2, 24, 24):
         clock.advance(hours=hours)
         assert (await dispatcher.run_once()).sent == 1
@@ -202,8 +207,8 @@ async def test_all_three_steps_then_completed(client, account, clock, dispatcher
 async def test_duplicate_webhook_gives_one_lead_one_enrollment_one_email(
     client, account, clock, dispatcher, smtp_sink, db
 ):
-    await create_campaign(client, account, steps=[THREE_STEPS[0], CUSTOM_STEP_2])
-    body = lead_event(clock)
+    await create_campaign(client, account, steps=[THREE_STEPS[0], CUSTOM_STEP_2], status="active")
+    body = event_now(clock)
     first = await post_event(client, account, body, clock=clock, msg_id="wh_dup_1")
     again = await post_event(client, account, body, clock=clock, msg_id="wh_dup_1")
     assert first.status_code == again.status_code == 200
@@ -211,7 +216,7 @@ async def test_duplicate_webhook_gives_one_lead_one_enrollment_one_email(
     assert again.json()["lead_id"] == first.json()["lead_id"]
     # The same checkout re-sent under a new webhook id updates the lead, nothing more.
     clock.advance(minutes=5)
-    third = await post_event(client, account, lead_event(clock), clock=clock, msg_id="wh_dup_2")
+    third = await post_event(client, account, event_now(clock), clock=clock, msg_id="wh_dup_2")
     assert third.json()["duplicate"] is False
     assert third.json()["lead_id"] == first.json()["lead_id"]
 
@@ -229,9 +234,11 @@ async def test_sender_settings_and_safe_personalisation(
     client, account, clock, dispatcher, smtp_sink, db
 ):
     await put_settings(client, account, sender_name="Grüne Läden", sender_email="hi@acme.example")
-    await create_campaign(client, account, steps=[{**CUSTOM_STEP_2, "delay": "PT2H"}])
+    await create_campaign(
+        client, account, steps=[{**CUSTOM_STEP_2, "delay": "PT2H"}], status="active"
+    )
     hostile = "<b>Jo</b>\r\nBcc: victim@example.org"
-    await capture(client, account, clock, first_name=hostile, language="en")
+    await ingest(client, account, clock, event_now(clock, first_name=hostile, language="en"))
     clock.advance(hours=2)
     assert (await dispatcher.run_once()).sent == 1
     (received,) = smtp_sink.messages

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from tests.conftest import auth
-from tests.dispatch.helpers import capture, create_campaign, iso, purchase
+from tests.dispatch.helpers import THREE_STEPS, event_now
+from tests.support.api import auth
+from tests.support.campaigns import create_campaign
+from tests.support.events import ingest, iso, purchase
 
 
 async def _lead(client, account, lead_id):
@@ -15,9 +17,9 @@ async def _lead(client, account, lead_id):
 
 
 async def test_sequence_and_conversion_on_the_lead(client, account, clock, dispatcher, smtp_sink):
-    campaign = await create_campaign(client, account)
+    campaign = await create_campaign(client, account, steps=THREE_STEPS, status="active")
     variant_id = campaign["variants"][0]["id"]
-    lead_id = (await capture(client, account, clock, timezone=None))["lead_id"]
+    lead_id = (await ingest(client, account, clock, event_now(clock, timezone=None)))["lead_id"]
 
     waiting = await _lead(client, account, lead_id)
     assert waiting["sequence"]["state"] == "active"
@@ -39,7 +41,7 @@ async def test_sequence_and_conversion_on_the_lead(client, account, clock, dispa
     )
 
     clock.advance(dt.timedelta(hours=3))
-    await purchase(client, account, clock, amount="59.00", currency="EUR")
+    await purchase(client, account, clock, amount="59.00", currency="EUR", email="jane@example.com")
     bought = await _lead(client, account, lead_id)
     assert bought["status"] == "converted"
     assert bought["sequence"]["state"] == "stopped"
@@ -56,6 +58,6 @@ async def test_sequence_and_conversion_on_the_lead(client, account, clock, dispa
 
 
 async def test_a_lead_no_campaign_took_has_no_sequence(client, account, clock):
-    lead_id = (await capture(client, account, clock))["lead_id"]
+    lead_id = (await ingest(client, account, clock, event_now(clock)))["lead_id"]
     lead = await _lead(client, account, lead_id)
     assert lead["sequence"] is None and lead["conversion"] is None

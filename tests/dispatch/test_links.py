@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-from leadflow.tracking.tokens import CLICK, UNSUBSCRIBE, make_token, read_token
-from tests.conftest import auth
+from leadflow.templates.tokens import CLICK, UNSUBSCRIBE, make_token, read_token
 from tests.dispatch.helpers import (
-    BASE_URL,
-    capture,
-    create_campaign,
+    THREE_STEPS,
     enrollment,
     enrollments,
+    event_now,
     html_part,
     links,
     messages,
     path_of,
-    put_settings,
     tamper,
     text_part,
     unsubscribe_link,
     visits,
 )
+from tests.support.api import BASE_URL, auth, put_settings
+from tests.support.campaigns import create_campaign
+from tests.support.events import ingest
 
 ONE_CLICK = {
     "content": b"List-Unsubscribe=One-Click",
@@ -29,8 +29,8 @@ RECOVERY_URL = "https://shop.example.com/recover/chk_1?step=pay&x=1"
 
 
 async def _first_email(client, account, clock, dispatcher, smtp_sink):
-    campaign = await create_campaign(client, account)
-    lead = await capture(client, account, clock)
+    campaign = await create_campaign(client, account, steps=THREE_STEPS, status="active")
+    lead = await ingest(client, account, clock, event_now(clock))
     clock.advance(hours=2)
     assert (await dispatcher.run_once()).sent == 1
     return campaign, lead, smtp_sink.messages[0]
@@ -166,7 +166,7 @@ async def test_forged_click_tokens_are_404_not_redirects(
 async def test_suppressed_address_gets_nothing_until_removed(
     client, account, clock, dispatcher, smtp_sink, db
 ):
-    await create_campaign(client, account)
+    await create_campaign(client, account, steps=THREE_STEPS, status="active")
     response = await client.post(
         "/v1/suppressions", json={"email": "Jane@Example.com"}, headers=auth(account)
     )
@@ -174,7 +174,9 @@ async def test_suppressed_address_gets_nothing_until_removed(
     assert response.json()["email"] == "jane@example.com"
     assert response.json()["reason"] == "manual"
 
-    await capture(client, account, clock, email="JANE@example.com", reference="chk_sup")
+    await ingest(
+        client, account, clock, event_now(clock, email="JANE@example.com", reference="chk_sup")
+    )
     clock.advance(hours=2)
     report = await dispatcher.run_once()
     assert report.sent == 0 and report.stopped == 1, report
@@ -194,7 +196,7 @@ async def test_suppressed_address_gets_nothing_until_removed(
     assert missing.status_code == 404
 
     # The stopped sequence stays stopped; a new lead for the address is followed up.
-    await capture(client, account, clock, reference="chk_new")
+    await ingest(client, account, clock, event_now(clock, reference="chk_new"))
     clock.advance(hours=2)
     assert (await dispatcher.run_once()).sent == 1
     (received,) = smtp_sink.messages
@@ -226,9 +228,13 @@ async def test_unsubscribing_stops_every_sequence_of_the_address(
 ):
     await put_settings(client, account, min_delays={"trial": "PT1H"})
     trial_steps = [{"delay": "P2D", "template": "trial/1"}]
-    await create_campaign(client, account, name="Trial nurture", source="trial", steps=trial_steps)
+    await create_campaign(
+        client, account, name="Trial nurture", source="trial", steps=trial_steps, status="active"
+    )
     _, _, email = await _first_email(client, account, clock, dispatcher, smtp_sink)
-    await capture(client, account, clock, reference="trial_1", type="trial.started")
+    await ingest(
+        client, account, clock, event_now(clock, reference="trial_1", type="trial.started")
+    )
     assert [e.state for e in await enrollments(db)] == ["active", "active"]
 
     response = await client.post(path_of(unsubscribe_link(email)), **ONE_CLICK)

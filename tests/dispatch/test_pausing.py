@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 
-from tests.conftest import auth
-from tests.dispatch.helpers import (
-    capture,
-    create_campaign,
-    enrollment,
-    messages,
-    patch_campaign,
-    put_settings,
-)
+from tests.dispatch.helpers import THREE_STEPS, enrollment, event_now, messages
+from tests.support.api import auth, put_settings
+from tests.support.campaigns import create_campaign, patch_campaign
+from tests.support.events import ingest
 
 
 async def test_global_switch_off_holds_the_due_step_and_on_sends_it_once(
     client, account, clock, dispatcher, smtp_sink, db
 ):
-    await create_campaign(client, account)
-    await capture(client, account, clock)
+    await create_campaign(client, account, steps=THREE_STEPS, status="active")
+    await ingest(client, account, clock, event_now(clock))
     settings = await put_settings(client, account, lead_management_enabled=False)
     assert settings["lead_management_enabled"] is False
 
@@ -56,12 +51,12 @@ async def test_global_switch_off_holds_the_due_step_and_on_sends_it_once(
 async def test_inactive_campaign_waits_and_resumes_when_reactivated(
     client, account, clock, dispatcher, smtp_sink, db
 ):
-    campaign = await create_campaign(client, account)
-    await capture(client, account, clock)
+    campaign = await create_campaign(client, account, steps=THREE_STEPS, status="active")
+    await ingest(client, account, clock, event_now(clock))
     clock.advance(hours=2)
     assert (await dispatcher.run_once()).sent == 1
 
-    await patch_campaign(client, account, campaign["id"], status="inactive")
+    await patch_campaign(client, account, campaign["id"], status="inactive", expect=200)
     clock.advance(days=1)
     assert (await dispatcher.run_once()).claimed == 0
     clock.advance(days=3)
@@ -70,15 +65,15 @@ async def test_inactive_campaign_waits_and_resumes_when_reactivated(
     enr = await enrollment(db)
     assert enr.state == "active" and enr.next_step == 2
 
-    await patch_campaign(client, account, campaign["id"], status="active")
+    await patch_campaign(client, account, campaign["id"], status="active", expect=200)
     assert (await dispatcher.run_once()).sent == 1
     assert [m.step for m in await messages(db)] == [1, 2]
     assert len(smtp_sink.messages) == 2
 
 
 async def test_inactive_lead_group_waits(client, account, clock, dispatcher, smtp_sink, db):
-    await create_campaign(client, account)
-    await capture(client, account, clock)
+    await create_campaign(client, account, steps=THREE_STEPS, status="active")
+    await ingest(client, account, clock, event_now(clock))
     response = await client.patch(
         "/v1/lead-groups/abandoned_checkout", json={"status": "inactive"}, headers=auth(account)
     )
@@ -108,8 +103,8 @@ async def test_inactive_lead_group_waits(client, account, clock, dispatcher, smt
 async def test_archived_campaign_stops_its_enrollments(
     client, account, clock, dispatcher, smtp_sink, db
 ):
-    campaign = await create_campaign(client, account)
-    await capture(client, account, clock)
+    campaign = await create_campaign(client, account, steps=THREE_STEPS, status="active")
+    await ingest(client, account, clock, event_now(clock))
     clock.advance(hours=2)
     assert (await dispatcher.run_once()).sent == 1
 
@@ -132,8 +127,8 @@ async def test_archived_campaign_stops_its_enrollments(
 async def test_archived_before_first_step_sends_nothing(
     client, account, clock, dispatcher, smtp_sink, db
 ):
-    campaign = await create_campaign(client, account)
-    await capture(client, account, clock)
+    campaign = await create_campaign(client, account, steps=THREE_STEPS, status="active")
+    await ingest(client, account, clock, event_now(clock))
     response = await client.delete(f"/v1/campaigns/{campaign['id']}", headers=auth(account))
     assert response.status_code == 200
     clock.advance(hours=2)
@@ -147,8 +142,10 @@ async def test_archived_before_first_step_sends_nothing(
 
 async def test_campaign_ended_stops(client, account, clock, dispatcher, smtp_sink, db):
     ends = clock.now() + dt.timedelta(days=1)
-    await create_campaign(client, account, ends_at=ends.isoformat())
-    await capture(client, account, clock)
+    await create_campaign(
+        client, account, ends_at=ends.isoformat(), steps=THREE_STEPS, status="active"
+    )
+    await ingest(client, account, clock, event_now(clock))
     clock.advance(hours=2)
     assert (await dispatcher.run_once()).sent == 1
     clock.advance(days=1)  # step 2 due exactly when the campaign ends

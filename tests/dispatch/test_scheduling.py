@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from leadflow.dispatch.scheduling import next_allowed, retry_delay
+from leadflow.lifecycle.scheduling import next_allowed, retry_delay
 
 BERLIN = "Europe/Berlin"
 

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from leadflow.dispatch.models import Message
-from tests.dispatch.helpers import (
-    capture,
-    create_campaign,
-    enrollment,
-    enrollments,
-    messages,
-    put_settings,
-    recipients,
-)
+from leadflow.models.enrollments import Message
+from tests.dispatch.helpers import enrollment, enrollments, event_now, messages, recipients
+from tests.support.api import put_settings
+from tests.support.campaigns import create_campaign
+from tests.support.events import ingest
 
 UTC = dt.UTC
 WINDOW = {"start": "09:00", "end": "20:00"}
@@ -25,8 +20,8 @@ async def test_send_window_in_the_leads_zone_across_the_dst_change(
 ):
     # Saturday 2026-03-28 19:30 in Berlin (CET, UTC+1); clocks go forward that night.
     clock.set(dt.datetime(2026, 3, 28, 18, 30, tzinfo=UTC))
-    await create_campaign(client, account, steps=ONE_STEP, send_window=WINDOW)
-    await capture(client, account, clock, timezone="Europe/Berlin")
+    await create_campaign(client, account, steps=ONE_STEP, send_window=WINDOW, status="active")
+    await ingest(client, account, clock, event_now(clock, timezone="Europe/Berlin"))
 
     clock.set(dt.datetime(2026, 3, 28, 19, 30, tzinfo=UTC))  # due: 20:30 local, outside
     report = await dispatcher.run_once()
@@ -53,8 +48,8 @@ async def test_send_window_across_the_autumn_dst_change(
 ):
     # Saturday 2026-10-24 19:30 CEST (UTC+2); Sunday is on CET (UTC+1).
     clock.set(dt.datetime(2026, 10, 24, 17, 30, tzinfo=UTC))
-    await create_campaign(client, account, steps=ONE_STEP, send_window=WINDOW)
-    await capture(client, account, clock, timezone="Europe/Berlin")
+    await create_campaign(client, account, steps=ONE_STEP, send_window=WINDOW, status="active")
+    await ingest(client, account, clock, event_now(clock, timezone="Europe/Berlin"))
     clock.advance(hours=1)
     assert (await dispatcher.run_once()).rescheduled == 1
     opening = dt.datetime(2026, 10, 25, 8, 0, tzinfo=UTC)  # 09:00 CET
@@ -71,14 +66,19 @@ async def test_send_window_uses_account_timezone_when_the_event_has_none(
     await put_settings(client, account, timezone="America/New_York")
     # 2026-01-15 23:30 UTC = 18:30 in New York (EST, UTC-5); due 19:30 local: inside.
     clock.set(dt.datetime(2026, 1, 15, 23, 30, tzinfo=UTC))
-    await create_campaign(client, account, steps=ONE_STEP, send_window=WINDOW)
-    await capture(client, account, clock, timezone=None, reference="chk_ny")
+    await create_campaign(client, account, steps=ONE_STEP, send_window=WINDOW, status="active")
+    await ingest(client, account, clock, event_now(clock, timezone=None, reference="chk_ny"))
     clock.advance(hours=1)
     assert (await dispatcher.run_once()).sent == 1
 
     # Another lead at 20:00 local: due 21:00 local (02:00 UTC), deferred to 09:00 EST = 14:00 UTC.
     clock.set(dt.datetime(2026, 1, 16, 1, 0, tzinfo=UTC))
-    await capture(client, account, clock, timezone=None, reference="chk_ny2", email="b@example.com")
+    await ingest(
+        client,
+        account,
+        clock,
+        event_now(clock, timezone=None, reference="chk_ny2", email="b@example.com"),
+    )
     clock.advance(hours=1)
     report = await dispatcher.run_once()
     assert report.sent == 0 and report.rescheduled == 1
@@ -98,8 +98,8 @@ async def test_send_window_spanning_midnight(client, account, clock, dispatcher,
     # 22:00-06:00 local Berlin; the lead is captured at 10:00 local (09:00 UTC).
     clock.set(dt.datetime(2026, 1, 15, 9, 0, tzinfo=UTC))
     window = {"start": "22:00", "end": "06:00"}
-    await create_campaign(client, account, steps=ONE_STEP, send_window=window)
-    await capture(client, account, clock)
+    await create_campaign(client, account, steps=ONE_STEP, send_window=window, status="active")
+    await ingest(client, account, clock, event_now(clock))
     clock.advance(hours=1)
     assert (await dispatcher.run_once()).rescheduled == 1
     assert (await enrollment(db)).next_due_at == dt.datetime(2026, 1, 15, 21, 0, tzinfo=UTC)
@@ -110,21 +110,24 @@ async def test_send_window_spanning_midnight(client, account, clock, dispatcher,
 async def _two_campaigns(client, account) -> None:
     # Trial leads normally wait a day; lower it so both campaigns come due the same day.
     await put_settings(client, account, min_delays={"trial": "PT1H"})
-    await create_campaign(client, account, name="Cart recovery", steps=ONE_STEP)
+    await create_campaign(client, account, name="Cart recovery", steps=ONE_STEP, status="active")
     await create_campaign(
         client,
         account,
         name="Trial nurture",
         source="trial",
         steps=[{"delay": "PT2H", "template": "trial/1"}],
+        status="active",
     )
 
 
 async def test_frequency_cap_across_campaigns(client, account, clock, dispatcher, smtp_sink, db):
     await _two_campaigns(client, account)
     start = clock.now()
-    await capture(client, account, clock, reference="chk_cap")
-    await capture(client, account, clock, reference="trial_cap", type="trial.started")
+    await ingest(client, account, clock, event_now(clock, reference="chk_cap"))
+    await ingest(
+        client, account, clock, event_now(clock, reference="trial_cap", type="trial.started")
+    )
     assert {e.campaign_id for e in await enrollments(db)}.__len__() == 2
 
     clock.advance(hours=1)
@@ -153,8 +156,10 @@ async def test_frequency_cap_when_both_come_due_in_the_same_tick(
     client, account, clock, dispatcher, smtp_sink, db
 ):
     await _two_campaigns(client, account)
-    await capture(client, account, clock, reference="chk_cap")
-    await capture(client, account, clock, reference="trial_cap", type="trial.started")
+    await ingest(client, account, clock, event_now(clock, reference="chk_cap"))
+    await ingest(
+        client, account, clock, event_now(clock, reference="trial_cap", type="trial.started")
+    )
     clock.advance(hours=3)  # both due now: only one may go out
     report = await dispatcher.run_once()
     assert report.claimed == 2

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from tests.conftest import auth, event_body, post_event
+from tests.support.api import auth
+from tests.support.events import event_body, post_event
 
 
 async def test_one_followup(client, account, clock, dispatcher, smtp_sink):

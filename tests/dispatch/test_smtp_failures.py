@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 
-from leadflow.dispatch.dispatcher import Dispatcher
-from leadflow.dispatch.mail import SmtpTransport
-from tests.dispatch.conftest import smtp_url
-from tests.dispatch.helpers import capture, create_campaign, enrollment, messages
+from leadflow.kit.mail import SmtpTransport
+from leadflow.lifecycle.dispatcher import Dispatcher
+from tests.dispatch.helpers import THREE_STEPS, enrollment, event_now, messages
+from tests.support.campaigns import create_campaign
+from tests.support.events import ingest
+from tests.support.servers import smtp_url
 
 BACKOFF = dt.timedelta(seconds=30)  # settings.smtp_retry_base_seconds
 
 
 async def _due_lead(client, account, clock) -> None:
-    await create_campaign(client, account)
-    await capture(client, account, clock)
+    await create_campaign(client, account, steps=THREE_STEPS, status="active")
+    await ingest(client, account, clock, event_now(clock))
     clock.advance(hours=2)
 
 

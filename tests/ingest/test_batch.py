@@ -11,17 +11,16 @@ from sqlalchemy import select
 
 from leadflow.kit.signing import new_webhook_secret
 from leadflow.models import Event, Lead
-from tests.conftest import auth, event_body, post_event, signed_headers
-from tests.ingest.conftest import (
+from tests.ingest.helpers import Counts, assert_nothing_written, counts
+from tests.support.api import (
     SMALL_BATCH_LIMIT,
-    Counts,
-    assert_nothing_written,
     assert_problem,
-    at,
-    counts,
+    auth,
     error_fields,
     get_lead,
+    ok_json,
 )
+from tests.support.events import clock_iso, event_body, post_batch, post_event, signed_headers
 
 
 def item(item_id: Any = None, **overrides: Any) -> dict[str, Any]:
@@ -29,17 +28,6 @@ def item(item_id: Any = None, **overrides: Any) -> dict[str, Any]:
     if item_id is not None:
         body["id"] = item_id
     return body
-
-
-async def post_batch(client, account, events: list[Any], clock, **kw: Any):
-    return await post_event(
-        client, account, {"events": events}, clock=clock, path="events/batch", **kw
-    )
-
-
-def _ok(response: Any) -> dict[str, Any]:
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 async def _stored(db) -> tuple[set[str], set[str]]:
@@ -51,7 +39,7 @@ async def _stored(db) -> tuple[set[str], set[str]]:
 
 
 async def test_mixed_batch_reports_each_item(client, account, clock, db):
-    seen = _ok(
+    seen = ok_json(
         await post_event(client, account, item(reference="chk_seen"), msg_id="seen-1", clock=clock)
     )
     events = [
@@ -70,7 +58,7 @@ async def test_mixed_batch_reports_each_item(client, account, clock, db):
         item("b-7", reference="chk_yen", amount="10.5", currency="JPY", products=[]),
         item("b-8", reference=None),
     ]
-    result = _ok(await post_batch(client, account, events, clock))
+    result = ok_json(await post_batch(client, account, events, clock))
     assert (result["accepted"], result["duplicates"], result["invalid"]) == (2, 2, 5)
     results = result["results"]
     assert [r["index"] for r in results] == list(range(len(events)))
@@ -123,9 +111,9 @@ async def test_mixed_batch_reports_each_item(client, account, clock, db):
 
 async def test_replayed_batch_is_all_duplicates(client, account, clock, db):
     events = [item("x-1", reference="r1"), item("x-2", reference="r2")]
-    first = _ok(await post_batch(client, account, events, clock, msg_id="batch-1"))
+    first = ok_json(await post_batch(client, account, events, clock, msg_id="batch-1"))
     clock.advance(minutes=10)
-    second = _ok(await post_batch(client, account, events, clock, msg_id="batch-2"))
+    second = ok_json(await post_batch(client, account, events, clock, msg_id="batch-2"))
     assert (first["accepted"], first["duplicates"]) == (2, 0)
     assert (second["accepted"], second["duplicates"], second["invalid"]) == (0, 2, 0)
     for a, b in zip(first["results"], second["results"], strict=True):
@@ -134,17 +122,17 @@ async def test_replayed_batch_is_all_duplicates(client, account, clock, db):
 
 
 async def test_batch_item_id_and_webhook_id_share_one_key_space(client, account, clock, db):
-    batch = _ok(await post_batch(client, account, [item("k-1")], clock))
-    single = _ok(await post_event(client, account, item(), msg_id="k-1", clock=clock))
+    batch = ok_json(await post_batch(client, account, [item("k-1")], clock))
+    single = ok_json(await post_event(client, account, item(), msg_id="k-1", clock=clock))
     assert single["duplicate"] is True
     assert single["event_id"] == batch["results"][0]["result"]["event_id"]
     assert (await counts(db)).events == 1
 
 
 async def test_the_batch_webhook_id_is_not_an_item_key(client, account, clock, db):
-    result = _ok(await post_batch(client, account, [item("i-1")], clock, msg_id="i-2"))
+    result = ok_json(await post_batch(client, account, [item("i-1")], clock, msg_id="i-2"))
     assert result["accepted"] == 1
-    single = _ok(
+    single = ok_json(
         await post_event(client, account, item(reference="other"), msg_id="i-2", clock=clock)
     )
     assert single["duplicate"] is False
@@ -153,10 +141,10 @@ async def test_the_batch_webhook_id_is_not_an_item_key(client, account, clock, d
 
 @pytest.mark.parametrize("order", ["purchase-first", "cart-first"])
 async def test_cart_and_purchase_in_one_batch_convert(client, account, clock, db, order):
-    purchase = item("p", type="order.completed", occurred_at=at(clock, minutes=-5))
-    cart = item("c", occurred_at=at(clock, hours=-2))
+    purchase = item("p", type="order.completed", occurred_at=clock_iso(clock, minutes=-5))
+    cart = item("c", occurred_at=clock_iso(clock, hours=-2))
     events = [purchase, cart] if order == "purchase-first" else [cart, purchase]
-    result = _ok(await post_batch(client, account, events, clock))
+    result = ok_json(await post_batch(client, account, events, clock))
     assert result["accepted"] == 2
     by_id = {r["id"]: r["result"] for r in result["results"]}
     lead = await get_lead(client, account, by_id["c"]["lead_id"])
@@ -166,11 +154,11 @@ async def test_cart_and_purchase_in_one_batch_convert(client, account, clock, db
 
 async def test_items_for_one_lead_keep_the_newest_data(client, account, clock, db):
     events = [
-        item("z-new", amount="70.00", occurred_at=at(clock, minutes=-1)),
-        item("a-old", amount="10.00", occurred_at=at(clock, hours=-3)),
-        item("m-mid", amount="40.00", occurred_at=at(clock, hours=-1)),
+        item("z-new", amount="70.00", occurred_at=clock_iso(clock, minutes=-1)),
+        item("a-old", amount="10.00", occurred_at=clock_iso(clock, hours=-3)),
+        item("m-mid", amount="40.00", occurred_at=clock_iso(clock, hours=-1)),
     ]
-    result = _ok(await post_batch(client, account, events, clock))
+    result = ok_json(await post_batch(client, account, events, clock))
     lead_ids = {r["result"]["lead_id"] for r in result["results"]}
     assert len(lead_ids) == 1
     lead = await get_lead(client, account, lead_ids.pop())
@@ -187,7 +175,7 @@ async def test_concurrent_identical_batches_store_each_item_once(client, account
     responses = await asyncio.gather(
         *(post_batch(client, account, events, clock) for _ in range(4))
     )
-    results = [_ok(r) for r in responses]
+    results = [ok_json(r) for r in responses]
     assert sum(r["accepted"] for r in results) == 6
     assert sum(r["duplicates"] for r in results) == 18
     for index in range(6):
@@ -211,7 +199,7 @@ async def test_concurrent_batches_touching_contacts_in_any_order(client, account
             ]
         )
     responses = await asyncio.gather(*(post_batch(client, account, e, clock) for e in batches))
-    assert [_ok(r)["accepted"] for r in responses] == [8] * 6
+    assert [ok_json(r)["accepted"] for r in responses] == [8] * 6
     assert await counts(db) == Counts(events=48, leads=48, lead_events=48)
 
 
@@ -221,14 +209,14 @@ async def test_concurrent_batches_touching_contacts_in_any_order(client, account
 async def test_more_than_1000_events_is_422(client, account, clock, db):
     events = [item(f"n-{n}", reference=f"r{n}") for n in range(1001)]
     response = await post_batch(client, account, events, clock)
-    problem = assert_problem(response, 422, "validation_error", with_errors=True)
+    problem = assert_problem(response, 422, "validation_error", with_errors=True, complete=True)
     assert error_fields(problem) == {"events"}
     await assert_nothing_written(db)
 
 
 async def test_exactly_1000_events_is_accepted_as_a_batch(client, account, clock, db):
     response = await post_batch(client, account, [{} for _ in range(1000)], clock)
-    result = _ok(response)
+    result = ok_json(response)
     assert (result["accepted"], result["duplicates"], result["invalid"]) == (0, 0, 1000)
     assert result["results"][999]["index"] == 999
     await assert_nothing_written(db)
@@ -237,12 +225,12 @@ async def test_exactly_1000_events_is_accepted_as_a_batch(client, account, clock
 async def test_configured_batch_limit_is_enforced(small_client, account, clock, db):
     events = [item(f"s-{n}", reference=f"r{n}") for n in range(SMALL_BATCH_LIMIT + 1)]
     response = await post_batch(small_client, account, events, clock)
-    problem = assert_problem(response, 422, "validation_error", with_errors=True)
+    problem = assert_problem(response, 422, "validation_error", with_errors=True, complete=True)
     assert error_fields(problem) == {"events"}
     assert str(SMALL_BATCH_LIMIT) in problem["errors"][0]["message"]
     await assert_nothing_written(db)
     response = await post_batch(small_client, account, events[:SMALL_BATCH_LIMIT], clock)
-    assert _ok(response)["accepted"] == SMALL_BATCH_LIMIT
+    assert ok_json(response)["accepted"] == SMALL_BATCH_LIMIT
 
 
 @pytest.mark.parametrize(
@@ -252,14 +240,14 @@ async def test_configured_batch_limit_is_enforced(small_client, account, clock, 
 )
 async def test_malformed_events_list_is_422_naming_events(client, account, clock, db, body):
     response = await post_event(client, account, body, clock=clock, path="events/batch")
-    problem = assert_problem(response, 422, "validation_error", with_errors=True)
+    problem = assert_problem(response, 422, "validation_error", with_errors=True, complete=True)
     assert all(f.startswith("events") for f in error_fields(problem)), problem
     await assert_nothing_written(db)
 
 
 async def test_malformed_batch_json_is_422(client, account, clock, db):
     response = await post_event(client, account, b'{"events": [', clock=clock, path="events/batch")
-    problem = assert_problem(response, 422, "malformed_json", with_errors=True)
+    problem = assert_problem(response, 422, "malformed_json", with_errors=True, complete=True)
     assert problem["errors"][0]["field"] == "body"
     await assert_nothing_written(db)
 
@@ -267,7 +255,7 @@ async def test_malformed_batch_json_is_422(client, account, clock, db):
 async def test_unstorable_text_in_an_item_refuses_the_batch(client, account, clock, db):
     events = [item("ok"), item("nul", customer={"email": "a@example.com", "first_name": "a\u0000"})]
     response = await post_batch(client, account, events, clock)
-    problem = assert_problem(response, 422, "validation_error", with_errors=True)
+    problem = assert_problem(response, 422, "validation_error", with_errors=True, complete=True)
     assert error_fields(problem) == {"events[1].customer.first_name"}
     await assert_nothing_written(db)
 
@@ -288,10 +276,10 @@ async def test_batch_with_bad_signature_is_401(client, account, clock, db):
     response = await _post_raw(
         client, account, raw, signed_headers(new_webhook_secret(), raw, timestamp=ts)
     )
-    assert_problem(response, 401, "invalid_signature")
+    assert_problem(response, 401, "invalid_signature", complete=True)
     tampered = signed_headers(account["webhook_secret"], raw, timestamp=ts)
     response = await _post_raw(client, account, raw.replace(b"s-2", b"s-3"), tampered)
-    assert_problem(response, 401, "invalid_signature")
+    assert_problem(response, 401, "invalid_signature", complete=True)
     await assert_nothing_written(db)
 
 
@@ -301,7 +289,7 @@ async def test_batch_signed_by_another_account_is_401(client, account, other_acc
         other_account["webhook_secret"], raw, timestamp=int(clock.now().timestamp())
     )
     response = await _post_raw(client, account, raw, headers)
-    assert_problem(response, 401, "invalid_signature")
+    assert_problem(response, 401, "invalid_signature", complete=True)
     await assert_nothing_written(db)
     listed = await client.get("/v1/leads", headers=auth(account))
     assert listed.json()["items"] == []
@@ -312,7 +300,9 @@ async def test_batch_without_a_signature_header_is_401(client, account, clock, d
     raw = _batch_raw()
     headers = signed_headers(account["webhook_secret"], raw, timestamp=int(clock.now().timestamp()))
     del headers[header]
-    assert_problem(await _post_raw(client, account, raw, headers), 401, "invalid_signature")
+    assert_problem(
+        await _post_raw(client, account, raw, headers), 401, "invalid_signature", complete=True
+    )
     await assert_nothing_written(db)
 
 
@@ -320,7 +310,7 @@ async def test_stale_batch_is_401(client, account, clock, db):
     response = await post_batch(
         client, account, [item("t-1")], clock, timestamp=int(clock.now().timestamp()) - 301
     )
-    assert_problem(response, 401, "timestamp_out_of_tolerance")
+    assert_problem(response, 401, "timestamp_out_of_tolerance", complete=True)
     await assert_nothing_written(db)
 
 
@@ -330,5 +320,5 @@ async def test_batch_for_unknown_account_is_404(client, account, clock, db):
     response = await client.post(
         "/v1/webhooks/acc_missing/events/batch", content=raw, headers=headers
     )
-    assert_problem(response, 404, "not_found")
+    assert_problem(response, 404, "not_found", complete=True)
     await assert_nothing_written(db)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import event_body, signed_headers
+from tests.support.events import event_body, signed_headers
 
 
 async def test_nul_in_account_id_is_404(client, account):

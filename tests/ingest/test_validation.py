@@ -7,15 +7,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import event_body, post_event
-from tests.ingest.conftest import (
-    PROBLEM_KEYS,
-    assert_nothing_written,
-    assert_problem,
-    counts,
-    error_fields,
-    get_lead,
-)
+from tests.ingest.helpers import assert_nothing_written, counts
+from tests.support.api import PROBLEM_KEYS, assert_problem, error_fields, get_lead
+from tests.support.events import event_body, post_event
 
 
 @pytest.mark.parametrize(
@@ -25,7 +19,7 @@ from tests.ingest.conftest import (
 )
 async def test_malformed_json_is_422_naming_the_body(client, account, clock, db, raw):
     response = await post_event(client, account, raw, clock=clock)
-    problem = assert_problem(response, 422, "malformed_json", with_errors=True)
+    problem = assert_problem(response, 422, "malformed_json", with_errors=True, complete=True)
     assert problem["errors"][0]["field"] == "body"
     await assert_nothing_written(db)
 
@@ -35,7 +29,7 @@ async def test_json_that_is_not_utf8_is_422(client, account, clock, db):
     for encoding in ("utf-16", "utf-16-le", "utf-32"):
         raw = json.dumps(event_body()).encode(encoding)
         response = await post_event(client, account, raw, clock=clock)
-        problem = assert_problem(response, 422, "malformed_json", with_errors=True)
+        problem = assert_problem(response, 422, "malformed_json", with_errors=True, complete=True)
         assert problem["errors"][0]["field"] == "body"
     await assert_nothing_written(db)
 
@@ -50,7 +44,7 @@ async def test_utf8_byte_order_mark_is_tolerated(client, account, clock, db):
 @pytest.mark.parametrize("payload", [[], "event", 42, None])
 async def test_json_that_is_not_an_object_is_422(client, account, clock, db, payload):
     response = await post_event(client, account, json.dumps(payload).encode(), clock=clock)
-    problem = assert_problem(response, 422, "validation_error", with_errors=True)
+    problem = assert_problem(response, 422, "validation_error", with_errors=True, complete=True)
     assert error_fields(problem) == {"body"}
     await assert_nothing_written(db)
 
@@ -105,7 +99,7 @@ INVALID_FIELDS = [
 @pytest.mark.parametrize(("overrides", "field"), INVALID_FIELDS)
 async def test_invalid_field_is_422_naming_it(client, account, clock, db, overrides, field):
     response = await post_event(client, account, event_body(**overrides), clock=clock)
-    problem = assert_problem(response, 422, "validation_error", with_errors=True)
+    problem = assert_problem(response, 422, "validation_error", with_errors=True, complete=True)
     assert set(problem) == PROBLEM_KEYS
     assert field in error_fields(problem), problem
     for error in problem["errors"]:
@@ -121,7 +115,7 @@ async def test_every_bad_field_is_named_at_once(client, account, clock, db):
         products=[_product(), _product(unit_price="abc")],
     )
     response = await post_event(client, account, body, clock=clock)
-    problem = assert_problem(response, 422, "validation_error", with_errors=True)
+    problem = assert_problem(response, 422, "validation_error", with_errors=True, complete=True)
     assert error_fields(problem) == {
         "occurred_at",
         "currency",
@@ -142,7 +136,7 @@ async def test_every_cross_field_problem_is_named_at_once(client, account, clock
         products=[_product(unit_price="1.5")],
     )
     response = await post_event(client, account, body, clock=clock)
-    problem = assert_problem(response, 422, "validation_error", with_errors=True)
+    problem = assert_problem(response, 422, "validation_error", with_errors=True, complete=True)
     assert error_fields(problem) == {"reference", "currency"}
     await assert_nothing_written(db)
 
@@ -168,7 +162,7 @@ async def test_text_no_database_can_store_is_422(client, account, clock, db, ove
     """U+0000 and unpaired surrogates are valid JSON escapes but not storable text
     (PostgreSQL refuses them); they are a client error on every backend, never a 500."""
     response = await post_event(client, account, event_body(**overrides), clock=clock)
-    problem = assert_problem(response, 422, "validation_error", with_errors=True)
+    problem = assert_problem(response, 422, "validation_error", with_errors=True, complete=True)
     assert field in error_fields(problem), problem
     await assert_nothing_written(db)
 

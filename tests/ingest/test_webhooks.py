@@ -9,14 +9,9 @@ from typing import Any
 import pytest
 
 from leadflow.kit.signing import new_webhook_secret, sign, signature_matches
-from tests.conftest import event_body, post_event, signed_headers
-from tests.ingest.conftest import (
-    SMALL_BODY_LIMIT,
-    Counts,
-    assert_nothing_written,
-    assert_problem,
-    counts,
-)
+from tests.ingest.helpers import Counts, assert_nothing_written, counts
+from tests.support.api import SMALL_BODY_LIMIT, assert_problem
+from tests.support.events import event_body, post_event, signed_headers
 
 # --- Standard Webhooks signatures -------------------------------------------------------
 
@@ -85,7 +80,7 @@ async def test_wrong_secret_is_refused(client, account, clock, db):
     response = await client.post(
         f"/v1/webhooks/{account['id']}/events", content=raw, headers=headers
     )
-    assert_problem(response, 401, "invalid_signature")
+    assert_problem(response, 401, "invalid_signature", complete=True)
     await assert_nothing_written(db)
 
 
@@ -99,7 +94,7 @@ async def test_several_signatures_none_matching_is_refused(client, account, cloc
     response = await client.post(
         f"/v1/webhooks/{account['id']}/events", content=raw, headers=headers
     )
-    assert_problem(response, 401, "invalid_signature")
+    assert_problem(response, 401, "invalid_signature", complete=True)
     await assert_nothing_written(db)
 
 
@@ -110,7 +105,7 @@ async def test_tampered_body_is_refused(client, account, clock, db):
     response = await client.post(
         f"/v1/webhooks/{account['id']}/events", content=tampered, headers=headers
     )
-    assert_problem(response, 401, "invalid_signature")
+    assert_problem(response, 401, "invalid_signature", complete=True)
     await assert_nothing_written(db)
 
 
@@ -121,7 +116,7 @@ async def test_signature_is_bound_to_the_webhook_id(client, account, clock, db):
     response = await client.post(
         f"/v1/webhooks/{account['id']}/events", content=raw, headers=headers
     )
-    assert_problem(response, 401, "invalid_signature")
+    assert_problem(response, 401, "invalid_signature", complete=True)
     await assert_nothing_written(db)
 
 
@@ -137,7 +132,7 @@ async def test_missing_header_is_refused(client, account, clock, db, header, how
     response = await client.post(
         f"/v1/webhooks/{account['id']}/events", content=raw, headers=headers
     )
-    problem = assert_problem(response, 401, "invalid_signature")
+    problem = assert_problem(response, 401, "invalid_signature", complete=True)
     assert header in problem["detail"]
     await assert_nothing_written(db)
 
@@ -150,7 +145,7 @@ async def test_non_integer_timestamp_is_refused(client, account, clock, db, time
     response = await client.post(
         f"/v1/webhooks/{account['id']}/events", content=raw, headers=headers
     )
-    problem = assert_problem(response, 401, "invalid_signature")
+    problem = assert_problem(response, 401, "invalid_signature", complete=True)
     assert "webhook-timestamp" in problem["detail"]
     await assert_nothing_written(db)
 
@@ -159,7 +154,7 @@ async def test_non_integer_timestamp_is_refused(client, account, clock, db, time
 async def test_timestamp_outside_tolerance_is_refused(client, account, clock, db, offset):
     now = int(clock.now().timestamp())
     response = await post_event(client, account, event_body(), timestamp=now + offset)
-    assert_problem(response, 401, "timestamp_out_of_tolerance")
+    assert_problem(response, 401, "timestamp_out_of_tolerance", complete=True)
     await assert_nothing_written(db)
 
 
@@ -178,7 +173,7 @@ async def test_tolerance_follows_the_server_clock(client, account, clock, db):
     response = await client.post(
         f"/v1/webhooks/{account['id']}/events", content=raw, headers=headers
     )
-    assert_problem(response, 401, "timestamp_out_of_tolerance")
+    assert_problem(response, 401, "timestamp_out_of_tolerance", complete=True)
     await assert_nothing_written(db)
 
 
@@ -191,7 +186,7 @@ async def test_unknown_account_is_404(client, account, clock, db):
     response = await client.post(
         "/v1/webhooks/acc_does_not_exist/events", content=raw, headers=headers
     )
-    assert_problem(response, 404, "not_found")
+    assert_problem(response, 404, "not_found", complete=True)
     await assert_nothing_written(db)
 
 
@@ -201,7 +196,7 @@ async def test_other_accounts_secret_is_refused(client, account, other_account, 
     response = await client.post(
         f"/v1/webhooks/{account['id']}/events", content=raw, headers=headers
     )
-    assert_problem(response, 401, "invalid_signature")
+    assert_problem(response, 401, "invalid_signature", complete=True)
     await assert_nothing_written(db)
     # The same delivery is fine at the account the secret belongs to.
     response = await client.post(
@@ -247,7 +242,7 @@ async def test_body_over_the_limit_by_content_length_is_413(small_client, accoun
     raw = _body_of_size(SMALL_BODY_LIMIT + 1)
     response = await post_event(small_client, account, raw, clock=clock)
     assert response.request.headers["content-length"] == str(SMALL_BODY_LIMIT + 1)
-    assert_problem(response, 413, "payload_too_large")
+    assert_problem(response, 413, "payload_too_large", complete=True)
     await assert_nothing_written(db)
 
 
@@ -258,9 +253,9 @@ async def test_oversized_body_is_refused_before_the_signature_matters(small_clie
         content=raw,
         headers={"webhook-id": "msg_x", "webhook-timestamp": "1", "webhook-signature": "v1,AAAA"},
     )
-    assert_problem(response, 413, "payload_too_large")
+    assert_problem(response, 413, "payload_too_large", complete=True)
     response = await small_client.post(f"/v1/webhooks/{account['id']}/events", content=raw)
-    assert_problem(response, 413, "payload_too_large")
+    assert_problem(response, 413, "payload_too_large", complete=True)
     await assert_nothing_written(db)
 
 
@@ -283,7 +278,7 @@ async def test_streamed_body_over_the_limit_is_413(small_client, account, clock,
             f"/v1/webhooks/{account['id']}/events", content=_chunks(raw), headers=headers
         )
         assert "content-length" not in response.request.headers
-        assert_problem(response, 413, "payload_too_large")
+        assert_problem(response, 413, "payload_too_large", complete=True)
     await assert_nothing_written(db)
 
 
@@ -291,5 +286,5 @@ async def test_batch_body_limit_applies_too(small_client, account, clock, db):
     raw = json.dumps({"events": [{**event_body(), "id": f"i{n}"} for n in range(6)]}).encode()
     assert len(raw) > SMALL_BODY_LIMIT
     response = await post_event(small_client, account, raw, clock=clock, path="events/batch")
-    assert_problem(response, 413, "payload_too_large")
+    assert_problem(response, 413, "payload_too_large", complete=True)
     await assert_nothing_written(db)

@@ -12,9 +12,8 @@ import httpx
 from sqlalchemy import select
 
 from leadflow.integrations.shopify import abandon_due_checkouts
-from leadflow.leads.models import Conversion
-from tests.conftest import auth
-from tests.integrations.conftest import (
+from leadflow.models.leads import Conversion
+from tests.integrations.helpers import (
     PAYPRO_SECRET,
     PAYPRO_VALIDATION_KEY,
     SHOPIFY_SECRET,
@@ -33,29 +32,17 @@ from tests.integrations.conftest import (
     unix,
     wc_order,
 )
+from tests.support.api import auth
+from tests.support.campaigns import create_campaign, step
 
 
 async def _campaign(
     client: httpx.AsyncClient, account: dict[str, Any], source: str
 ) -> dict[str, Any]:
-    body = {
-        "name": f"{source} recovery",
-        "source": source,
-        "status": "active",
-        "variants": [
-            {
-                "name": "A",
-                "steps": [
-                    {"delay": "PT1H", "template": f"{source}/1"},
-                    {"delay": "P1D", "template": f"{source}/2"},
-                ],
-            }
-        ],
-    }
-    response = await client.post("/v1/campaigns", json=body, headers=auth(account))
-    assert response.status_code == 201, response.text
-    result: dict[str, Any] = response.json()
-    return result
+    steps = [step("PT1H", f"{source}/1"), step("P1D", f"{source}/2")]
+    return await create_campaign(
+        client, account, name=f"{source} recovery", source=source, status="active", steps=steps
+    )
 
 
 async def _flow(

@@ -6,23 +6,21 @@ import json
 
 import pytest
 
-from tests.conftest import auth
-from tests.integrations.conftest import (
+from tests.integrations.helpers import (
     NOTHING,
     PAYPRO_SECRET,
     PAYPRO_VALIDATION_KEY,
     SHOPIFY_SECRET,
     STRIPE_SECRET,
     WC_SECRET,
-    assert_problem,
     checkout_session,
     configure,
-    error_fields,
     post_stripe,
     stripe_event,
     unix,
     written,
 )
+from tests.support.api import assert_problem, auth, error_fields
 
 PLATFORMS = ["stripe", "shopify", "woocommerce", "paypro"]
 
@@ -72,10 +70,13 @@ async def test_delete_removes_it_and_deliveries_then_get_409(client, account, cl
     listed = (await client.get("/v1/integrations", headers=auth(account))).json()["items"]
     assert listed[0] == {**listed[0], "platform": "stripe", "configured": False}
     again = await client.delete("/v1/integrations/stripe", headers=auth(account))
-    assert_problem(again, 404, "not_found")
+    assert_problem(again, 404, "not_found", detailed=True)
     event = stripe_event("checkout.session.expired", checkout_session(), unix(clock))
     assert_problem(
-        await post_stripe(client, account, event, clock), 409, "integration_not_configured"
+        await post_stripe(client, account, event, clock),
+        409,
+        "integration_not_configured",
+        detailed=True,
     )
     assert await written(db) == NOTHING
 
@@ -85,10 +86,10 @@ async def test_unknown_platform_is_404(client, account, method):
     response = await client.request(
         method, "/v1/integrations/magento", json={"secret": "x"}, headers=auth(account)
     )
-    assert_problem(response, 404, "not_found")
+    assert_problem(response, 404, "not_found", detailed=True)
     # Even with a body that would not validate: the platform is checked first.
     bad = await client.put("/v1/integrations/magento", json={"nope": 1}, headers=auth(account))
-    assert_problem(bad, 404, "not_found")
+    assert_problem(bad, 404, "not_found", detailed=True)
 
 
 async def test_requires_the_api_key(client, account):
@@ -99,7 +100,7 @@ async def test_requires_the_api_key(client, account):
         ("PUT", "/v1/integrations/magento"),
     ]:
         response = await client.request(method, path, json={"secret": STRIPE_SECRET})
-        assert_problem(response, 401, "unauthorized")
+        assert_problem(response, 401, "unauthorized", detailed=True)
 
 
 @pytest.mark.parametrize(
@@ -119,7 +120,7 @@ async def test_requires_the_api_key(client, account):
 )
 async def test_invalid_credentials_are_refused(client, account, platform, body, field):
     response = await client.put(f"/v1/integrations/{platform}", json=body, headers=auth(account))
-    problem = assert_problem(response, 422, "validation_error")
+    problem = assert_problem(response, 422, "validation_error", detailed=True)
     assert field in error_fields(problem)
     listed = (await client.get("/v1/integrations", headers=auth(account))).json()["items"]
     assert not any(i["configured"] for i in listed)
@@ -139,15 +140,15 @@ async def test_integrations_are_per_account(client, account, other_account, cloc
     assert theirs[0]["webhook_url"].endswith(f"/v1/webhooks/{other_account['id']}/stripe")
     # The other account cannot remove it either.
     response = await client.delete("/v1/integrations/stripe", headers=auth(other_account))
-    assert_problem(response, 404, "not_found")
+    assert_problem(response, 404, "not_found", detailed=True)
     mine = (await client.get("/v1/integrations", headers=auth(account))).json()["items"]
     assert mine[0]["configured"] is True
     # A delivery signed with account A's secret, sent to account B's URL: B has no secret.
     event = stripe_event("checkout.session.expired", checkout_session(), unix(clock))
     response = await post_stripe(client, other_account, event, clock)
-    assert_problem(response, 409, "integration_not_configured")
+    assert_problem(response, 409, "integration_not_configured", detailed=True)
     # ... and once B has its own secret, A's signature does not verify for B.
     await configure(client, other_account, "stripe", "whsec_other_account_secret")
     response = await post_stripe(client, other_account, event, clock)
-    assert_problem(response, 401, "invalid_signature")
+    assert_problem(response, 401, "invalid_signature", detailed=True)
     assert await written(db) == NOTHING

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.integrations.conftest import (
+from tests.integrations.helpers import (
     NOTHING,
     PAYPRO_SECRET,
     PAYPRO_VALIDATION_KEY,

@@ -8,15 +8,12 @@ from urllib.parse import urlencode
 
 import pytest
 
-from leadflow.ingest.formats import Credentials
-from leadflow.ingest.formats import paypro as paypro_format
-from tests.conftest import auth
-from tests.integrations.conftest import (
+from leadflow.integrations.formats import Credentials
+from leadflow.integrations.formats import paypro as paypro_format
+from tests.integrations.helpers import (
     NOTHING,
     PAYPRO_SECRET,
     Written,
-    assert_problem,
-    error_fields,
     events_of,
     leads_of,
     paypro_hash,
@@ -25,6 +22,7 @@ from tests.integrations.conftest import (
     post_paypro,
     written,
 )
+from tests.support.api import assert_problem, auth, error_fields
 
 pytestmark = pytest.mark.usefixtures("paypro_account")
 
@@ -93,7 +91,7 @@ async def test_bad_authentication_is_401(client, account, db, mutate):
     else:
         fields["HASH"] = paypro_hash("1", PAYPRO_SECRET)
     response = await post_paypro(client, account, fields)
-    assert_problem(response, 401, "invalid_signature")
+    assert_problem(response, 401, "invalid_signature", detailed=True)
     assert await written(db) == NOTHING
 
 
@@ -101,7 +99,7 @@ async def test_test_order_needs_a_valid_signature(client, account, db):
     forged = paypro_ipn(test_mode=True, signed=False)
     assert forged["HASH"] == hashlib.md5(b"1").hexdigest()  # noqa: S324
     response = await post_paypro(client, account, forged)
-    problem = assert_problem(response, 401, "invalid_signature")
+    problem = assert_problem(response, 401, "invalid_signature", detailed=True)
     assert "SIGNATURE" in problem["detail"]
     assert await written(db) == NOTHING
 
@@ -114,7 +112,7 @@ async def test_test_order_needs_a_valid_signature(client, account, db):
 
 async def test_no_secret_is_409(client, other_account, db):
     response = await post_paypro(client, other_account, paypro_ipn())
-    assert_problem(response, 409, "integration_not_configured")
+    assert_problem(response, 409, "integration_not_configured", detailed=True)
     assert await written(db) == NOTHING
 
 
@@ -139,7 +137,7 @@ async def test_nul_in_a_field_is_422(client, account, db):
 
 async def test_malformed_email_is_422(client, account, db):
     response = await post_paypro(client, account, paypro_ipn(email="maria@@example"))
-    problem = assert_problem(response, 422, "validation_error")
+    problem = assert_problem(response, 422, "validation_error", detailed=True)
     assert error_fields(problem) == {"CUSTOMER_EMAIL"}
     assert await written(db) == NOTHING
 

@@ -9,17 +9,14 @@ from decimal import Decimal
 
 import pytest
 
-from leadflow.ingest.formats import shopify as shopify_format
+from leadflow.integrations.formats import shopify as shopify_format
 from leadflow.integrations.shopify import abandon_due_checkouts
 from leadflow.worker import build_worker
-from tests.conftest import auth
-from tests.integrations.conftest import (
+from tests.integrations.helpers import (
     NOTHING,
     SHOPIFY_SECRET,
     Written,
-    assert_problem,
     checkout_row,
-    error_fields,
     events_of,
     leads_of,
     post_shopify,
@@ -28,6 +25,7 @@ from tests.integrations.conftest import (
     shopify_order,
     written,
 )
+from tests.support.api import assert_problem, auth, error_fields
 
 pytestmark = pytest.mark.usefixtures("shopify_account")
 
@@ -67,7 +65,7 @@ async def test_bad_signature_is_401(client, account, clock, db, mutate):
             SHOPIFY_SECRET.encode(), raw, hashlib.sha256
         ).hexdigest()
     response = await post_shopify(client, account, "checkouts/create", raw, headers=headers)
-    assert_problem(response, 401, "invalid_signature")
+    assert_problem(response, 401, "invalid_signature", detailed=True)
     assert await written(db) == NOTHING
 
 
@@ -75,7 +73,7 @@ async def test_no_secret_is_409(client, other_account, clock, db):
     response = await post_shopify(
         client, other_account, "checkouts/create", shopify_checkout(clock)
     )
-    assert_problem(response, 409, "integration_not_configured")
+    assert_problem(response, 409, "integration_not_configured", detailed=True)
     assert await written(db) == NOTHING
 
 
@@ -322,7 +320,7 @@ async def test_duplicate_order_delivery_writes_nothing(client, account, clock, d
 
 
 async def test_checkouts_are_per_account(client, account, other_account, clock, db):
-    from tests.integrations.conftest import configure
+    from tests.integrations.helpers import configure
 
     await configure(client, other_account, "shopify", "other-secret")
     await post_shopify(client, account, "checkouts/create", shopify_checkout(clock))

@@ -8,15 +8,12 @@ from decimal import Decimal
 
 import pytest
 
-from leadflow.ingest.formats import stripe as stripe_format
-from tests.conftest import auth
-from tests.integrations.conftest import (
+from leadflow.integrations.formats import stripe as stripe_format
+from tests.integrations.helpers import (
     NOTHING,
     STRIPE_SECRET,
     Written,
-    assert_problem,
     checkout_session,
-    error_fields,
     events_of,
     invoice,
     leads_of,
@@ -28,6 +25,7 @@ from tests.integrations.conftest import (
     unix,
     written,
 )
+from tests.support.api import assert_problem, auth, error_fields
 
 pytestmark = pytest.mark.usefixtures("stripe_account")
 
@@ -105,7 +103,7 @@ async def test_bad_signature_is_401_and_writes_nothing(client, account, clock, d
     if header is not None:
         headers["Stripe-Signature"] = header
     response = await post_stripe(client, account, body, clock, headers=headers)
-    assert_problem(response, 401, "invalid_signature")
+    assert_problem(response, 401, "invalid_signature", detailed=True)
     assert await written(db) == NOTHING
 
 
@@ -123,7 +121,7 @@ def _decoded_key_signature(ts: int, body: bytes) -> str:
 async def test_timestamp_outside_the_tolerance_is_refused(client, account, clock, db, offset):
     event = stripe_event("checkout.session.expired", checkout_session(), unix(clock))
     response = await post_stripe(client, account, event, clock, timestamp=unix(clock) + offset)
-    assert_problem(response, 401, "timestamp_out_of_tolerance")
+    assert_problem(response, 401, "timestamp_out_of_tolerance", detailed=True)
     assert await written(db) == NOTHING
 
 
@@ -140,7 +138,7 @@ async def test_a_replay_later_than_the_tolerance_is_refused(client, account, clo
     headers = stripe_headers(raw, unix(clock))
     clock.advance(seconds=301)
     response = await post_stripe(client, account, raw, clock, headers=headers)
-    assert_problem(response, 401, "timestamp_out_of_tolerance")
+    assert_problem(response, 401, "timestamp_out_of_tolerance", detailed=True)
     assert await written(db) == NOTHING
 
 
@@ -150,7 +148,7 @@ async def test_a_replay_later_than_the_tolerance_is_refused(client, account, clo
 async def test_no_secret_configured_is_409(client, other_account, clock, db):
     event = stripe_event("checkout.session.expired", checkout_session(), unix(clock))
     response = await post_stripe(client, other_account, event, clock)
-    problem = assert_problem(response, 409, "integration_not_configured")
+    problem = assert_problem(response, 409, "integration_not_configured", detailed=True)
     assert "PUT /v1/integrations/stripe" in problem["detail"]
     assert await written(db) == NOTHING
 
@@ -158,18 +156,18 @@ async def test_no_secret_configured_is_409(client, other_account, clock, db):
 async def test_unknown_account_is_404(client, account, clock, db):
     event = stripe_event("checkout.session.expired", checkout_session(), unix(clock))
     response = await post_stripe(client, {"id": "acc_nope"}, event, clock)
-    assert_problem(response, 404, "not_found")
+    assert_problem(response, 404, "not_found", detailed=True)
 
 
 async def test_body_over_the_limit_is_413(small_client, account, clock, db):
-    from tests.integrations.conftest import configure
+    from tests.integrations.helpers import configure
 
     await configure(small_client, account, "stripe", STRIPE_SECRET)
     session = checkout_session()
     session["metadata"] = {"padding": "x" * 4000}
     event = stripe_event("checkout.session.expired", session, unix(clock))
     response = await post_stripe(small_client, account, event, clock)
-    assert_problem(response, 413, "payload_too_large")
+    assert_problem(response, 413, "payload_too_large", detailed=True)
     assert await written(db) == NOTHING
 
 
@@ -206,7 +204,7 @@ async def test_malformed_email_is_422(client, account, clock, db):
     session = checkout_session(email="not-an-email")
     event = stripe_event("checkout.session.expired", session, unix(clock))
     response = await post_stripe(client, account, event, clock)
-    problem = assert_problem(response, 422, "validation_error")
+    problem = assert_problem(response, 422, "validation_error", detailed=True)
     assert error_fields(problem) == {"data.object.customer_details.email"}
     assert await written(db) == NOTHING
 
@@ -365,7 +363,7 @@ async def test_customer_events_teach_the_email(client, account, clock, db):
 
 
 async def test_learned_customers_are_per_account(client, account, other_account, clock, db):
-    from tests.integrations.conftest import configure
+    from tests.integrations.helpers import configure
 
     await configure(client, other_account, "stripe", STRIPE_SECRET)
     session = checkout_session(status="complete")
@@ -491,7 +489,7 @@ async def test_redelivery_of_an_ignored_event_is_a_duplicate(client, account, cl
 
 async def test_stripe_ids_do_not_collide_with_other_sources(client, account, clock, db):
     """The same id under another source is another delivery (dedup is per platform)."""
-    from tests.conftest import event_body, post_event
+    from tests.support.events import event_body, post_event
 
     event = stripe_event(
         "checkout.session.expired", checkout_session(), unix(clock), event_id="evt_same"

@@ -7,12 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from tests.conftest import auth
-from tests.integrations.conftest import (
+from tests.integrations.helpers import (
     NOTHING,
     Written,
-    assert_problem,
-    error_fields,
     events_of,
     leads_of,
     post_wc,
@@ -20,6 +17,7 @@ from tests.integrations.conftest import (
     wc_order,
     written,
 )
+from tests.support.api import assert_problem, auth, error_fields
 
 pytestmark = pytest.mark.usefixtures("wc_account")
 
@@ -52,13 +50,13 @@ async def test_ping_works_before_the_secret_is_set(client, other_account, db):
 
 async def test_ping_to_an_unknown_account_is_404(client, db):
     response = await _ping(client, {"id": "acc_missing"})
-    assert_problem(response, 404, "not_found")
+    assert_problem(response, 404, "not_found", detailed=True)
 
 
 async def test_unsigned_non_ping_is_401(client, account, clock, db):
     raw = b"webhook_id=12&status=pending"
     response = await post_wc(client, account, raw, headers={"X-WC-Webhook-Topic": "order.created"})
-    assert_problem(response, 401, "invalid_signature")
+    assert_problem(response, 401, "invalid_signature", detailed=True)
     assert await written(db) == NOTHING
 
 
@@ -73,13 +71,13 @@ async def test_bad_signature_is_401(client, account, clock, db, mutate):
     if mutate == "blank":
         headers["X-WC-Webhook-Signature"] = " "
     response = await post_wc(client, account, raw, headers=headers)
-    assert_problem(response, 401, "invalid_signature")
+    assert_problem(response, 401, "invalid_signature", detailed=True)
     assert await written(db) == NOTHING
 
 
 async def test_no_secret_is_409(client, other_account, clock, db):
     response = await post_wc(client, other_account, wc_order(clock))
-    assert_problem(response, 409, "integration_not_configured")
+    assert_problem(response, 409, "integration_not_configured", detailed=True)
     assert await written(db) == NOTHING
 
 
@@ -106,7 +104,7 @@ async def test_malformed_delivery_is_422(client, account, clock, db, body, remov
 
 async def test_malformed_email_is_422(client, account, clock, db):
     response = await post_wc(client, account, wc_order(clock, email="john@"))
-    problem = assert_problem(response, 422, "validation_error")
+    problem = assert_problem(response, 422, "validation_error", detailed=True)
     assert error_fields(problem) == {"billing.email"}
     assert await written(db) == NOTHING
 

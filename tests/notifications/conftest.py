@@ -11,17 +11,14 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
 
 from leadflow.app import create_app
 from leadflow.config import Settings
 from leadflow.kit.clock import ManualClock
 from leadflow.kit.db import Database
 from leadflow.notifications.delivery import Notifier
-from leadflow.notifications.models import IlnDelivery
-from tests.conftest import auth
-from tests.dispatch.conftest import dispatcher, mail_settings, smtp_sink  # noqa: F401
 from tests.notifications.receiver import Receiver
+from tests.support.api import app_client
 
 
 @pytest.fixture
@@ -46,8 +43,7 @@ async def app(iln_settings: Settings, clock: ManualClock, db: Database) -> Async
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """Overrides the root ``client`` (so ``account``/``other_account`` use it too)."""
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+    async with app_client(app) as c:
         yield c
 
 
@@ -58,8 +54,7 @@ async def guarded_client(
     """The API with the default settings: SSRF guard on."""
     assert settings.iln_allow_private is False
     app = create_app(settings, clock=clock, db=db, auto_migrate=False)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+    async with app_client(app) as c:
         yield c
     await _close_app(app)
 
@@ -110,64 +105,3 @@ async def make_receiver() -> AsyncIterator[ReceiverFactory]:
 @pytest.fixture
 async def receiver(make_receiver: ReceiverFactory) -> Receiver:
     return await make_receiver()
-
-
-# -- helpers ------------------------------------------------------------------------------
-
-
-async def add_endpoint(
-    client: httpx.AsyncClient,
-    account: dict[str, Any],
-    receiver: Receiver | None = None,
-    *,
-    url: str | None = None,
-    **fields: Any,
-) -> dict[str, Any]:
-    """Create an endpoint (pointing at ``receiver``, which learns its secret)."""
-    body = {"url": url or (receiver.url if receiver else None), **fields}
-    r = await client.post("/v1/iln/endpoints", json=body, headers=auth(account))
-    assert r.status_code == 201, r.text
-    created = r.json()
-    if receiver is not None:
-        receiver.secrets.append(created["secret"])
-    return created
-
-
-async def deliveries(
-    client: httpx.AsyncClient, account: dict[str, Any], **params: Any
-) -> list[dict[str, Any]]:
-    r = await client.get("/v1/iln/deliveries", params=params, headers=auth(account))
-    assert r.status_code == 200, r.text
-    return r.json()["items"]
-
-
-async def only_delivery(client: httpx.AsyncClient, account: dict[str, Any]) -> dict[str, Any]:
-    items = await deliveries(client, account)
-    assert len(items) == 1, items
-    return items[0]
-
-
-async def count_deliveries(db: Database) -> int:
-    async with db.session() as s:
-        return (await s.execute(select(func.count()).select_from(IlnDelivery))).scalar_one()
-
-
-async def create_campaign(
-    client: httpx.AsyncClient,
-    account: dict[str, Any],
-    *,
-    name: str = "Cart recovery",
-    source: str = "abandoned_checkout",
-    status: str = "active",
-    steps: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    steps = steps or [{"delay": "PT2H", "template": f"{source}/1"}]
-    body = {
-        "name": name,
-        "source": source,
-        "status": status,
-        "variants": [{"name": "A", "steps": steps}],
-    }
-    r = await client.post("/v1/campaigns", json=body, headers=auth(account))
-    assert r.status_code == 201, r.text
-    return r.json()

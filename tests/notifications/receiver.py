@@ -9,7 +9,6 @@ import contextlib
 import hashlib
 import hmac
 import json
-import socket
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,13 +16,9 @@ from typing import Any
 
 import uvicorn
 
+from tests.support.servers import free_port
+
 SECRET_PREFIX = "whsec_"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _expected_signature(secret: str, msg_id: str, timestamp: str, body: bytes) -> bytes:

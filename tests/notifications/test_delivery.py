@@ -6,13 +6,10 @@ from __future__ import annotations
 import datetime as dt
 from urllib.parse import urlsplit
 
-from tests.conftest import auth, event_body, post_event
-from tests.notifications.conftest import (
-    add_endpoint,
-    create_campaign,
-    deliveries,
-    only_delivery,
-)
+from tests.notifications.helpers import add_endpoint, deliveries, only_delivery
+from tests.support.api import auth
+from tests.support.campaigns import create_campaign, step
+from tests.support.events import event_body, post_event
 
 
 def _capture(clock, **overrides):
@@ -113,13 +110,16 @@ async def test_every_type_when_none_listed(client, account, clock, receiver, not
 
 
 async def test_campaign_level_endpoint(client, account, clock, make_receiver, notifier):
-    carts = await create_campaign(client, account, name="Carts", source="abandoned_checkout")
+    carts = await create_campaign(
+        client, account, name="Carts", source="abandoned_checkout", status="active", steps=[step()]
+    )
     trials = await create_campaign(
         client,
         account,
         name="Trials",
         source="trial",
         steps=[{"delay": "P1D", "template": "trial/1"}],
+        status="active",
     )
     cart_receiver, account_receiver = await make_receiver(), await make_receiver()
     await add_endpoint(client, account, cart_receiver, campaign_id=carts["id"])
@@ -186,7 +186,9 @@ async def test_campaign_activated_and_deactivated(client, account, clock, receiv
     endpoint = await add_endpoint(
         client, account, receiver, event_types=["campaign.activated", "campaign.deactivated"]
     )
-    campaign = await create_campaign(client, account, status="inactive")
+    campaign = await create_campaign(
+        client, account, status="inactive", name="Cart recovery", steps=[step()]
+    )
     assert await deliveries(client, account) == []
     path = f"/v1/campaigns/{campaign['id']}"
     r = await client.patch(path, json={"status": "active"}, headers=auth(account))
@@ -221,6 +223,8 @@ async def test_followup_sent_and_completed(
             {"delay": "PT2H", "template": "abandoned_checkout/1"},
             {"delay": "P1D", "template": "abandoned_checkout/2"},
         ],
+        name="Cart recovery",
+        status="active",
     )
     await add_endpoint(
         client, account, receiver, event_types=["followup.sent", "lead.followups_completed"]
@@ -256,7 +260,7 @@ async def test_followup_sent_and_completed(
 
 
 async def test_lead_unsubscribed(client, account, clock, receiver, notifier, dispatcher, smtp_sink):
-    await create_campaign(client, account)
+    await create_campaign(client, account, name="Cart recovery", status="active", steps=[step()])
     await add_endpoint(client, account, receiver, event_types=["lead.unsubscribed"])
     r = await post_event(client, account, _capture(clock), clock=clock)
     lead_id = r.json()["lead_id"]
@@ -288,7 +292,9 @@ async def test_lead_unsubscribed(client, account, clock, receiver, notifier, dis
 
 
 async def test_followup_failed(client, account, clock, receiver, notifier, dispatcher, smtp_sink):
-    campaign = await create_campaign(client, account)
+    campaign = await create_campaign(
+        client, account, name="Cart recovery", status="active", steps=[step()]
+    )
     await add_endpoint(client, account, receiver, event_types=["followup.failed"])
     r = await post_event(client, account, _capture(clock), clock=clock)
     lead_id = r.json()["lead_id"]

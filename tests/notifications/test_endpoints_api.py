@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy import update
 
-from leadflow.notifications.models import IlnDelivery
-from tests.conftest import auth, event_body, post_event
-from tests.notifications.conftest import add_endpoint, count_deliveries, create_campaign
+from leadflow.models.notifications import IlnDelivery
+from tests.notifications.helpers import add_endpoint, count_deliveries
+from tests.support.api import auth
+from tests.support.campaigns import create_campaign, step
+from tests.support.events import event_body, post_event
 
 URL = "https://hooks.example.net/leadflow"  # never contacted: the guard is off in `client`
 
@@ -124,7 +126,9 @@ async def test_bad_bodies_are_422(client, account):
 
 
 async def test_campaign_of_another_account_is_422(client, account, other_account):
-    foreign = await create_campaign(client, other_account)
+    foreign = await create_campaign(
+        client, other_account, name="Cart recovery", status="active", steps=[step()]
+    )
     r = await client.post(
         "/v1/iln/endpoints",
         json={"url": URL, "campaign_id": foreign["id"]},
@@ -139,7 +143,9 @@ async def test_campaign_of_another_account_is_422(client, account, other_account
     )
     assert r.status_code == 422
 
-    mine = await create_campaign(client, account)
+    mine = await create_campaign(
+        client, account, name="Cart recovery", status="active", steps=[step()]
+    )
     created = await add_endpoint(client, account, url=URL, campaign_id=mine["id"])
     assert created["campaign_id"] == mine["id"]
     path = f"/v1/iln/endpoints/{created['id']}"

@@ -9,8 +9,9 @@ import pytest
 
 from leadflow.notifications.schemas import CampaignStatusData, IlnEventType
 from leadflow.notifications.service import emit
-from tests.conftest import auth, event_body, post_event, signed_headers
-from tests.notifications.conftest import add_endpoint, count_deliveries
+from tests.notifications.helpers import add_endpoint, count_deliveries
+from tests.support.api import auth
+from tests.support.events import event_body, post_event, signed_headers
 
 URL = "https://hooks.example.net/x"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from tests.conftest import auth
-from tests.notifications.conftest import add_endpoint, deliveries
+from tests.notifications.helpers import add_endpoint, deliveries
 from tests.notifications.receiver import Reply
+from tests.support.api import auth
 
 
 async def test_ping_delivered(client, account, clock, receiver, notifier):

@@ -6,9 +6,10 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 
-from tests.conftest import auth, event_body, post_event
-from tests.notifications.conftest import add_endpoint, deliveries, only_delivery
+from tests.notifications.helpers import add_endpoint, deliveries, only_delivery
 from tests.notifications.receiver import Reply
+from tests.support.api import auth
+from tests.support.events import event_body, post_event
 
 
 def _at(value: str | None) -> dt.datetime | None:

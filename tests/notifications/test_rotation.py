@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-import httpx
-
 from leadflow.app import create_app
-from tests.conftest import auth, event_body, post_event
-from tests.notifications.conftest import add_endpoint
+from tests.notifications.helpers import add_endpoint
+from tests.support.api import app_client, auth
+from tests.support.events import event_body, post_event
 
 
 async def _capture(client, account, clock, reference: str) -> None:
@@ -99,8 +98,7 @@ async def test_no_grace_period(account, clock, db, receiver, notifier, iln_setti
         db=db,
         auto_migrate=False,
     )
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    async with app_client(app) as client:
         endpoint = await add_endpoint(client, account, receiver)
         r = await client.post(
             f"/v1/iln/endpoints/{endpoint['id']}/rotate-secret", headers=auth(account)

@@ -6,9 +6,10 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from tests.conftest import auth, event_body, post_event
-from tests.notifications.conftest import add_endpoint, deliveries
+from tests.notifications.helpers import add_endpoint, deliveries
 from tests.notifications.receiver import Reply
+from tests.support.api import auth
+from tests.support.events import event_body, post_event
 
 SLOW = 1.5  # seconds the slow receiver takes per request (real time)
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from leadflow.notifications.ssrf import address_allowed
-from tests.conftest import auth, event_body, post_event
-from tests.notifications.conftest import add_endpoint, only_delivery
+from tests.notifications.helpers import add_endpoint, only_delivery
+from tests.support.api import auth
+from tests.support.events import event_body, post_event
 
 PRIVATE_URLS = [
     "http://127.0.0.1/x",

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import event_body, signed_headers
+from tests.support.events import event_body, signed_headers
 
 LEADFLOW = [sys.executable, "-m", "leadflow.cli"]
 

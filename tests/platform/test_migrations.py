@@ -12,9 +12,9 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
 from leadflow.kit.db import Database
-from leadflow.migrate import current_revision, downgrade, head_revision, upgrade
+from leadflow.kit.migrate import current_revision, downgrade, head_revision, upgrade
 from leadflow.models import Base
-from tests.conftest import _pg_url, create_pg_database, drop_pg_database, pg_or_skip
+from tests.support.database import create_pg_database, drop_pg_database, pg_or_skip, pg_url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -27,7 +27,7 @@ async def fresh_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
         return
     await pg_or_skip()
     name = await create_pg_database()
-    db = Database(_pg_url(name))
+    db = Database(pg_url(name))
     try:
         yield db
     finally:

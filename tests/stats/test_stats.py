@@ -6,24 +6,18 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
-
 from leadflow.models import Message
-from tests.conftest import auth
-from tests.stats.helpers import (
-    NOW,
+from tests.support.api import assert_problem, auth, get_json, put_settings
+from tests.support.campaigns import create_campaign
+from tests.support.database import count
+from tests.support.events import NOW, Lead, purchase
+from tests.support.results import (
     ONE_STEP,
     TWO_STEPS,
-    Lead,
-    assert_problem,
-    capture,
     create_ab_campaign,
-    create_campaign,
-    get_json,
     leads_per_variant,
+    new_lead,
     no_min_delays,
-    purchase,
-    put_settings,
 )
 
 ZERO = {
@@ -62,19 +56,22 @@ async def scenario(client, account, clock, dispatcher, smtp_sink) -> Scenario:
     """Two campaigns; five leads; sends at 12:10 (step 1) and 13:10 (step 2); purchases at
     12:00 (no follow-up before it), 12:30 (after step 1, USD) and 13:30 (after step 2, EUR)."""
     await no_min_delays(client, account, default_currency="EUR")
-    de = await create_campaign(client, account, name="Cart recovery", variants=None)
+    de = await create_campaign(
+        client, account, name="Cart recovery", status="active", steps=TWO_STEPS, variants=None
+    )
     en = await create_campaign(
         client,
         account,
         name="Cart recovery EN",
+        status="active",
         languages=["en"],
         variants=[{"name": "A", "steps": ONE_STEP}],
     )
     assert clock.now() == NOW
-    leads = {name: await capture(client, account, clock) for name in ("L1", "L2", "L3")}
-    leads["L5"] = await capture(client, account, clock, language="en")
+    leads = {name: await new_lead(client, account, clock) for name in ("L1", "L2", "L3")}
+    leads["L5"] = await new_lead(client, account, clock, language="en")
     # L4 buys before any follow-up went out: counts neither as targeted nor as converted.
-    leads["L4"] = await capture(client, account, clock)
+    leads["L4"] = await new_lead(client, account, clock)
     assert await purchase(client, account, clock, leads["L4"], amount="99.00", currency="USD")
 
     clock.set(NOW + dt.timedelta(minutes=10))
@@ -116,10 +113,7 @@ async def test_overall_per_step_and_per_campaign(client, account, clock, dispatc
     assert by_id[s.en["id"]]["conversion_rate"] == 0.0
 
     # The counters agree with what really went out.
-    async with db.session() as session:
-        sent = await session.scalar(
-            select(func.count()).select_from(Message).where(Message.status == "sent")
-        )
+    sent = await count(db, Message, status="sent")
     assert sent == body["overall"]["followups_sent"] == 6
 
 
@@ -140,10 +134,10 @@ async def test_value_converted_with_rates(client, account, clock, dispatcher, sm
 
     # A rate for a currency that is not there is fine; a missing one is not.
     response = await client.get("/v1/stats", params={"rates": "GBP:1.2"}, headers=auth(account))
-    assert_problem(response, 422, "rates")
+    assert_problem(response, 422, field="rates")
     for bad in ("USD", "USD:abc", "USD:0", "USD:-1", "XX1:2"):
         response = await client.get("/v1/stats", params={"rates": bad}, headers=auth(account))
-        assert_problem(response, 422, "rates")
+        assert_problem(response, 422, field="rates")
 
     # Converted into the account's default currency, whatever it is now.
     await put_settings(client, account, default_currency="USD")
@@ -151,7 +145,7 @@ async def test_value_converted_with_rates(client, account, clock, dispatcher, sm
     assert body["overall"]["value_converted"] == {"currency": "USD", "amount": "83.90"}
     assert body["overall"]["value"] == {"EUR": "49.00", "USD": "30.00"}
     response = await client.get("/v1/stats", params={"rates": "USD:0.9"}, headers=auth(account))
-    assert_problem(response, 422, "rates")  # no rate for EUR
+    assert_problem(response, 422, field="rates")  # no rate for EUR
     # Without rates there is no conversion at all.
     assert (await get_json(client, account, "/v1/stats"))["overall"]["value_converted"] is None
 
@@ -287,7 +281,7 @@ async def test_campaign_filter_and_other_accounts(
 async def test_invalid_parameters(client, account):
     async def problem(field: str, **params: str) -> None:
         response = await client.get("/v1/stats", params=params, headers=auth(account))
-        assert_problem(response, 422, field)
+        assert_problem(response, 422, field=field)
 
     await problem("granularity", granularity="week")
     await problem("from", **{"from": "2026-01-15T12:00:00Z", "to": "2026-01-15T11:00:00Z"})
@@ -306,7 +300,9 @@ async def test_invalid_parameters(client, account):
 
     # The campaign route validates the same way.
     await no_min_delays(client, account)
-    campaign = await create_campaign(client, account, status="inactive")
+    campaign = await create_campaign(
+        client, account, name="Cart recovery", status="inactive", steps=TWO_STEPS
+    )
     path = f"/v1/campaigns/{campaign['id']}/stats"
     for field, params in (
         ("granularity", {"granularity": "week"}),
@@ -315,7 +311,7 @@ async def test_invalid_parameters(client, account):
         ("rates", {"rates": "nonsense"}),
     ):
         response = await client.get(path, params=params, headers=auth(account))
-        assert_problem(response, 422, field)
+        assert_problem(response, 422, field=field)
 
 
 async def test_campaign_stats_per_variant_and_step(client, account, clock, dispatcher, db):

@@ -13,17 +13,11 @@ import pytest
 import uvicorn
 
 from leadflow.app import create_app
-from tests.conftest import auth
-from tests.dispatch.conftest import free_port
-from tests.stats.helpers import (
-    ONE_STEP,
-    assert_problem,
-    capture,
-    create_campaign,
-    get_json,
-    no_min_delays,
-    purchase,
-)
+from tests.support.api import assert_problem, auth, get_json
+from tests.support.campaigns import create_campaign
+from tests.support.events import purchase
+from tests.support.results import ONE_STEP, TWO_STEPS, new_lead, no_min_delays
+from tests.support.servers import free_port
 
 
 @pytest.fixture
@@ -91,9 +85,9 @@ async def test_stream_pushes_changes_and_heartbeats(
     live_url, client, account, other_account, clock, dispatcher, smtp_sink
 ):
     await no_min_delays(client, account)
-    await create_campaign(client, account)
-    first_lead = await capture(client, account, clock)
-    second_lead = await capture(client, account, clock)
+    await create_campaign(client, account, name="Cart recovery", status="active", steps=TWO_STEPS)
+    first_lead = await new_lead(client, account, clock)
+    second_lead = await new_lead(client, account, clock)
     assert (await dispatcher.run_once()).sent == 2
     clock.advance(minutes=5)
     await purchase(client, account, clock, first_lead, amount="49.00", currency="EUR")
@@ -151,12 +145,17 @@ async def test_stream_for_one_campaign(
     live_url, client, account, other_account, clock, dispatcher, smtp_sink
 ):
     await no_min_delays(client, account)
-    de = await create_campaign(client, account, name="DE")
+    de = await create_campaign(client, account, name="DE", status="active", steps=TWO_STEPS)
     await create_campaign(
-        client, account, name="EN", languages=["en"], variants=[{"name": "A", "steps": ONE_STEP}]
+        client,
+        account,
+        name="EN",
+        status="active",
+        languages=["en"],
+        variants=[{"name": "A", "steps": ONE_STEP}],
     )
-    await capture(client, account, clock)
-    await capture(client, account, clock, language="en")
+    await new_lead(client, account, clock)
+    await new_lead(client, account, clock, language="en")
     assert (await dispatcher.run_once()).sent == 2
 
     async with asyncio.timeout(10), httpx.AsyncClient(base_url=live_url, timeout=5) as http:
@@ -183,4 +182,4 @@ async def test_stream_refuses_bad_requests(live_url, account):
         response = await http.get(
             "/v1/stats/stream", params={"from": "2026-01-15T12:00:00"}, headers=auth(account)
         )
-        assert_problem(response, 422, "from")
+        assert_problem(response, 422, field="from")

@@ -11,12 +11,13 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow.abtest.models import AbTest
-from leadflow.campaigns.models import Variant
-from leadflow.dispatch.models import Enrollment, Message
-from leadflow.leads.models import Conversion
-from leadflow.stats.models import StatsCounter
-from leadflow.tracking.models import Visit
+from leadflow.models.abtest import AbTest
+from leadflow.models.campaigns import Variant
+from leadflow.models.enrollments import Enrollment, Message
+from leadflow.models.leads import Conversion
+from leadflow.models.stats import StatsCounter
+from leadflow.models.tracking import Visit
+from leadflow.vocabulary import MAYBE_SENT
 
 
 @dataclass
@@ -94,7 +95,7 @@ async def results_at(
         .where(
             Message.campaign_id == campaign_id,
             Message.step == 1,
-            Message.status.in_(("sent", "unknown")),
+            Message.status.in_(MAYBE_SENT),
             Message.sent_at <= until,
         )
         .group_by(Message.variant_id)

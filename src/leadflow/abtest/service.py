@@ -9,21 +9,23 @@ from decimal import Decimal
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow.abtest.errors import AbTestDecided, AbTestEnded
 from leadflow.abtest.metrics import (
     VariantMetrics,
     criterion_totals,
     reach_time,
     results_at,
 )
-from leadflow.abtest.models import AbTest
 from leadflow.abtest.schemas import AbTestSettings
 from leadflow.abtest.statistics import probability_best
-from leadflow.campaigns.models import Campaign, Variant
 from leadflow.kit.clock import Clock
 from leadflow.kit.codes import format_money
 from leadflow.kit.db import Database
-from leadflow.kit.errors import AppError, field_error
+from leadflow.kit.errors import field_error
+from leadflow.models.abtest import AbTest
+from leadflow.models.campaigns import Campaign, Variant
 from leadflow.notifications import events
+from leadflow.vocabulary import AbTestStatus
 
 log = logging.getLogger("leadflow.abtest")
 
@@ -48,8 +50,8 @@ async def save_settings(
 ) -> AbTest | None:
     """Create, change or (with None) remove the campaign's test settings while it runs."""
     test = await get_test(session, campaign.id)
-    if test is not None and test.state != "running":
-        raise AppError(409, "ab_test_ended", "The A/B test has ended; its settings are final.")
+    if test is not None and test.state != AbTestStatus.RUNNING:
+        raise AbTestEnded
     if settings is None:
         if test is not None:
             await session.delete(test)
@@ -61,7 +63,7 @@ async def save_settings(
         test = AbTest(
             campaign_id=campaign.id,
             account_id=campaign.account_id,
-            state="running",
+            state=AbTestStatus.RUNNING,
             created_at=now,
             **values,
         )
@@ -96,10 +98,10 @@ def settings_of(test: AbTest | None) -> AbTestSettings | None:
 
 def allowed_variants(test: AbTest | None, variants: list[Variant]) -> list[Variant]:
     """Which variants new leads may join: all, or only the one kept after the test."""
-    if test is None or test.state == "running":
+    if test is None or test.state == AbTestStatus.RUNNING:
         return variants
     keep = test.continue_variant_id
-    if keep is None and test.keep_best and test.state == "decided":
+    if keep is None and test.keep_best and test.state == AbTestStatus.DECIDED:
         keep = test.winner_variant_id
     chosen = [v for v in variants if v.id == keep]
     return chosen or variants
@@ -120,7 +122,7 @@ async def _by_conversion_rate(
     """(state, winner, reason) when the test ends on conversion rate."""
     probs = probability_best([(m.conversions, m.targeted) for m in metrics])
     if not any(m.targeted for m in metrics):
-        return "inconclusive", None, f"{why}; no variant has sent a follow-up yet"
+        return AbTestStatus.INCONCLUSIVE, None, f"{why}; no variant has sent a follow-up yet"
     # Best rate; ties go to the higher probability of being best, then the older variant.
     # Probabilities are compared rounded: identical results have identical probabilities,
     # but the closed form's floating-point noise (0.4999…97 vs 0.5000…03) must not pick one.
@@ -133,13 +135,13 @@ async def _by_conversion_rate(
     rate_text = ", ".join(f"{m.variant.name} {100 * (m.rate or 0):.1f}%" for m in metrics)
     if test.min_confidence is not None and probs[best] < test.min_confidence:
         return (
-            "inconclusive",
+            AbTestStatus.INCONCLUSIVE,
             None,
             f"{why}; no variant reached {100 * test.min_confidence:.0f}% probability of being "
             f"best (best: {winner.variant.name} at {100 * probs[best]:.0f}%; {rate_text})",
         )
     return (
-        "decided",
+        AbTestStatus.DECIDED,
         winner.variant.id,
         f"{why}; variant {winner.variant.name} had the best conversion rate ({rate_text}; "
         f"{100 * probs[best]:.0f}% probability of being best)",
@@ -150,17 +152,9 @@ async def evaluate(session: AsyncSession, campaign_id: str, now: dt.datetime) ->
     """Decide the test if its criterion is met. Returns True only for the one call that wrote
     the decision, however many workers evaluate at the same time."""
     test = await get_test(session, campaign_id)
-    if test is None or test.state != "running":
+    if test is None or test.state != AbTestStatus.RUNNING:
         return False
-    variants = list(
-        (
-            await session.execute(
-                select(Variant)
-                .where(Variant.campaign_id == campaign_id, Variant.archived_at.is_(None))
-                .order_by(Variant.created_at, Variant.id)
-            )
-        ).scalars()
-    )
+    variants = list((await session.execute(Variant.live_of(campaign_id))).scalars())
     if len(variants) < 2:
         return False
     outcome: tuple[str, str | None, str] | None = None
@@ -179,7 +173,7 @@ async def evaluate(session: AsyncSession, campaign_id: str, now: dt.datetime) ->
             # First to reach the threshold; same instant: the higher total, then the older one.
             when, _, _, variant = min(reached, key=lambda r: (r[0], r[1], r[2]))
             outcome = (
-                "decided",
+                AbTestStatus.DECIDED,
                 variant.id,
                 f"variant {variant.name} reached {_describe_threshold(test)} first",
             )
@@ -215,7 +209,7 @@ async def _write_outcome(
     # The conditional update is the decision: only one transaction can move it off "running".
     written = await session.execute(
         update(AbTest)
-        .where(AbTest.campaign_id == test.campaign_id, AbTest.state == "running")
+        .where(AbTest.campaign_id == test.campaign_id, AbTest.state == AbTestStatus.RUNNING)
         .values(**values)
         .returning(AbTest.campaign_id)
     )
@@ -239,21 +233,21 @@ async def decide_by_hand(
             criterion="time_range",
             ends_at=now,
             keep_best=False,
-            state="running",
+            state=AbTestStatus.RUNNING,
             created_at=now,
             updated_at=now,
         )
         session.add(test)
         await session.flush()
-    if test.state == "decided":
-        raise AppError(409, "ab_test_decided", "The A/B test already has a winner.")
+    if test.state == AbTestStatus.DECIDED:
+        raise AbTestDecided
     reason = f"variant {variant.name} was chosen by the merchant"
-    states = ("running", "inconclusive")
+    states = (AbTestStatus.RUNNING, AbTestStatus.INCONCLUSIVE)
     written = await session.execute(
         update(AbTest)
         .where(AbTest.campaign_id == campaign.id, AbTest.state.in_(states))
         .values(
-            state="decided",
+            state=AbTestStatus.DECIDED,
             winner_variant_id=variant.id,
             continue_variant_id=variant.id,
             decided_at=now,
@@ -263,7 +257,7 @@ async def decide_by_hand(
         .returning(AbTest.campaign_id)
     )
     if written.scalar_one_or_none() is None:
-        raise AppError(409, "ab_test_decided", "The A/B test already has a winner.")
+        raise AbTestDecided
     await session.refresh(test)
     await events.abtest_decided(session, test, now)
     return test
@@ -277,7 +271,7 @@ async def evaluate_running(db: Database, clock: Clock) -> int:
                 await session.execute(
                     select(AbTest.campaign_id)
                     .join(Campaign, Campaign.id == AbTest.campaign_id)
-                    .where(AbTest.state == "running", Campaign.archived_at.is_(None))
+                    .where(AbTest.state == AbTestStatus.RUNNING, Campaign.archived_at.is_(None))
                 )
             ).scalars()
         )

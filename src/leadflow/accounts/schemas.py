@@ -5,9 +5,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
-from leadflow.domain import DEFAULT_MIN_DELAYS
 from leadflow.kit.codes import check_timezone, normalize_currency
 from leadflow.kit.durations import parse_duration
+from leadflow.vocabulary import DEFAULT_MIN_DELAYS
 
 MIN_DELAY_KEYS = tuple(s.value for s in DEFAULT_MIN_DELAYS)
 # The same bound as a campaign step's delay (campaigns.schemas.MAX_DELAY): a larger minimum

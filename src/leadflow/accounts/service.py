@@ -1,4 +1,5 @@
-"""Accounts: creation (keys, secrets, built-in groups), authentication, settings."""
+"""Accounts: creation (keys, secrets, built-in groups), authentication, settings, and the
+switch of each lead group (this package is the only writer of lead groups)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,15 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow.accounts.models import Account, ApiKey
-from leadflow.domain import BUILTIN_GROUPS, DEFAULT_MIN_DELAYS, SourceType
+from leadflow.accounts.schemas import AccountCreated, AccountSettings, AccountSettingsUpdate
+from leadflow.accounts.views import account_created_view, settings_view
+from leadflow.kit.durations import parse_duration
+from leadflow.kit.errors import not_found
 from leadflow.kit.ids import new_id
 from leadflow.kit.signing import hash_api_key, new_api_key, new_webhook_secret
-from leadflow.leads.models import LeadGroup
+from leadflow.models.accounts import Account, ApiKey
+from leadflow.models.leads import LeadGroup
+from leadflow.vocabulary import BUILTIN_GROUPS, DEFAULT_MIN_DELAYS, SourceType
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,11 @@ async def create_account(session: AsyncSession, name: str, now: dt.datetime) -> 
     return NewAccount(account=account, api_key=api_key)
 
 
+async def register_account(session: AsyncSession, name: str, now: dt.datetime) -> AccountCreated:
+    """A new account, answered with its API key and webhook secret (shown only this once)."""
+    return account_created_view(await create_account(session, name, now))
+
+
 async def account_for_api_key(session: AsyncSession, api_key: str) -> Account | None:
     stmt = (
         select(Account)
@@ -84,3 +94,60 @@ def min_delay(account: Account, source_type: str) -> dt.timedelta:
 
 def effective_min_delays(account: Account) -> dict[str, dt.timedelta]:
     return {s.value: min_delay(account, s.value) for s in DEFAULT_MIN_DELAYS}
+
+
+def settings_of(account: Account) -> AccountSettings:
+    return settings_view(account, effective_min_delays(account))
+
+
+# Null for a required setting means "unchanged".
+_REQUIRED_SETTINGS = ("lead_management_enabled", "default_currency", "timezone")
+
+
+async def change_settings(
+    session: AsyncSession, account: Account, body: AccountSettingsUpdate, now: dt.datetime
+) -> list[str]:
+    """Apply the fields ``body`` sets (read-only ones ignored). Returns the source types whose
+    minimum delay went down: their waiting first steps may be due sooner."""
+    changes = body.model_dump(
+        exclude_unset=True, exclude={"account_id", "name", "updated_at", "min_delays"}
+    )
+    for field, value in changes.items():
+        if value is None and field in _REQUIRED_SETTINGS:
+            continue
+        setattr(account, field, str(value) if field == "sender_email" and value else value)
+    lowered: list[str] = []
+    if body.min_delays is not None:
+        before = effective_min_delays(account)
+        delays = dict(account.min_delays)
+        for key, value in body.min_delays.model_dump(exclude_none=True).items():
+            delays[key] = int(parse_duration(value).total_seconds())
+        account.min_delays = delays
+        lowered = [
+            source_type
+            for source_type, delay in effective_min_delays(account).items()
+            if delay < before[source_type]
+        ]
+    account.updated_at = now
+    await session.flush()
+    return lowered
+
+
+async def set_group_active(
+    session: AsyncSession, account_id: str, key: str, active: bool, now: dt.datetime
+) -> LeadGroup:
+    """Switch a lead group on or off. An inactive group still captures and counts leads; no
+    follow-up goes to its leads."""
+    group = None
+    if "\x00" not in key:  # no key holds one, and PostgreSQL refuses it in a query
+        group = (
+            await session.execute(
+                select(LeadGroup).where(LeadGroup.account_id == account_id, LeadGroup.key == key)
+            )
+        ).scalar_one_or_none()
+    if group is None:
+        raise not_found("lead group")
+    group.active = active
+    group.updated_at = now
+    await session.flush()
+    return group

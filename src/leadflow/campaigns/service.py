@@ -11,18 +11,26 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.abtest import service as abtest
-from leadflow.accounts.models import Account
 from leadflow.accounts.service import min_delay
-from leadflow.campaigns.models import Campaign, Variant
+from leadflow.campaigns.errors import (
+    CampaignArchived,
+    ConcurrentChange,
+    LastVariant,
+    NameTaken,
+)
 from leadflow.campaigns.schemas import CampaignIn, CampaignUpdate, StepIn, VariantIn, VariantUpdate
-from leadflow.dispatch.models import Enrollment
-from leadflow.dispatch.render import TemplateProblem, check_custom_template
-from leadflow.dispatch.templates.catalog import TEMPLATE_SOURCE_TYPES, is_template_key
+from leadflow.kit.db import get_owned
 from leadflow.kit.durations import format_duration, parse_duration
 from leadflow.kit.errors import AppError, FieldProblem, field_error, not_found
 from leadflow.kit.ids import new_id
 from leadflow.kit.pagination import keyset_page
+from leadflow.models.accounts import Account
+from leadflow.models.campaigns import Campaign, Variant
+from leadflow.models.enrollments import Enrollment
 from leadflow.notifications import events
+from leadflow.templates.catalog import TEMPLATE_SOURCE_TYPES, is_template_key
+from leadflow.templates.render import TemplateProblem, check_custom_template
+from leadflow.vocabulary import CampaignStatus
 
 _VAGUE_NAME = re.compile(
     r"^(promo|promotion|test|campaign|kampagne|new|untitled|temp|tmp|foo|bar|asdf|draft|copy|x+|[a-z])"
@@ -109,11 +117,9 @@ async def _check_name_free(
     if except_id:
         stmt = stmt.where(Campaign.id != except_id)
     if (await session.execute(stmt)).first() is not None:
-        raise AppError(
-            409,
-            "name_taken",
+        raise NameTaken(
             f"A campaign named {name!r} already exists.",
-            errors=[FieldProblem(field="name", message="already used by another campaign")],
+            message="already used by another campaign",
         )
 
 
@@ -122,13 +128,11 @@ async def _flush(session: AsyncSession) -> None:
         await session.flush()
     except IntegrityError as exc:
         if "live_lower_name" in str(exc.orig):  # the same name saved at the same instant
-            raise AppError(
-                409,
-                "name_taken",
+            raise NameTaken(
                 "Another campaign with this name was just created.",
-                errors=[FieldProblem(field="name", message="already used by another campaign")],
+                message="already used by another campaign",
             ) from None
-        raise AppError(409, "conflict", "A concurrent change conflicted; retry.") from None
+        raise ConcurrentChange from None
 
 
 def _new_variant(
@@ -159,7 +163,7 @@ async def create_campaign(
     names = [v.name for v in body.variants]
     if len(set(names)) != len(names):
         problems.append(FieldProblem(field="variants", message="variant names must be unique"))
-    if body.status == "active" and not body.variants:
+    if body.status == CampaignStatus.ACTIVE and not body.variants:
         problems.append(_needs_variant())
     if problems:
         raise _invalid(problems)
@@ -190,7 +194,7 @@ async def create_campaign(
     await _flush(session)
     if body.ab_test is not None:
         await abtest.save_settings(session, campaign, body.ab_test, variant_ids, now)
-    if campaign.status == "active":
+    if campaign.status == CampaignStatus.ACTIVE:
         await events.campaign_status_changed(session, campaign, now)
     return campaign
 
@@ -202,28 +206,16 @@ def _needs_variant() -> FieldProblem:
 
 
 async def get_campaign(session: AsyncSession, account_id: str, campaign_id: str) -> Campaign:
-    campaign = (
-        await session.execute(
-            select(Campaign).where(Campaign.account_id == account_id, Campaign.id == campaign_id)
-        )
-    ).scalar_one_or_none()
-    if campaign is None:
-        raise not_found("campaign")
-    return campaign
+    return await get_owned(session, Campaign, account_id, campaign_id, "campaign")
 
 
 def _live(campaign: Campaign) -> None:
     if campaign.archived_at is not None:
-        raise AppError(409, "archived", "The campaign is archived and cannot be changed.")
+        raise CampaignArchived
 
 
 async def live_variants(session: AsyncSession, campaign_id: str) -> list[Variant]:
-    rows = await session.execute(
-        select(Variant)
-        .where(Variant.campaign_id == campaign_id, Variant.archived_at.is_(None))
-        .order_by(Variant.created_at, Variant.id)
-    )
-    return list(rows.scalars())
+    return list((await session.execute(Variant.live_of(campaign_id))).scalars())
 
 
 async def update_campaign(
@@ -245,7 +237,7 @@ async def update_campaign(
     if starts and ends and ends <= starts:
         raise field_error("ends_at", "must be after starts_at")
     variants = await live_variants(session, campaign.id)
-    if changes.get("status") == "active" and not variants:
+    if changes.get("status") == CampaignStatus.ACTIVE and not variants:
         raise _invalid([_needs_variant()])
     new_source = changes.get("source", campaign.source)
     if new_source != campaign.source:
@@ -277,9 +269,9 @@ async def update_campaign(
 
 async def archive_campaign(session: AsyncSession, campaign: Campaign, now: dt.datetime) -> Campaign:
     if campaign.archived_at is None:
-        was_active = campaign.status == "active"
+        was_active = campaign.status == CampaignStatus.ACTIVE
         campaign.archived_at = now
-        campaign.status = "inactive"
+        campaign.status = CampaignStatus.INACTIVE
         campaign.updated_at = now
         await session.flush()
         if was_active:
@@ -295,11 +287,9 @@ async def add_variant(
     if problems:
         raise _invalid(problems)
     if any(v.name == body.name for v in await live_variants(session, campaign.id)):
-        raise AppError(
-            409,
-            "name_taken",
+        raise NameTaken(
             f"The campaign already has a variant named {body.name!r}.",
-            errors=[FieldProblem(field="name", message="already used in this campaign")],
+            message="already used in this campaign",
         )
     variant = _new_variant(account.id, campaign.id, body, now)
     session.add(variant)
@@ -355,12 +345,8 @@ async def delete_variant(
     """Archives the variant: new leads stop going to it; its in-flight leads are stopped."""
     _live(campaign)
     variants = await live_variants(session, campaign.id)
-    if len(variants) == 1 and campaign.status == "active":
-        raise AppError(
-            409,
-            "last_variant",
-            "An active campaign needs at least one variant: deactivate it first.",
-        )
+    if len(variants) == 1 and campaign.status == CampaignStatus.ACTIVE:
+        raise LastVariant
     used = (
         await session.execute(
             select(Enrollment.id).where(Enrollment.variant_id == variant.id).limit(1)

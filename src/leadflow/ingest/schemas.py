@@ -17,7 +17,6 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from leadflow.domain import EventType
 from leadflow.kit.codes import (
     check_amount,
     check_timezone,
@@ -26,6 +25,7 @@ from leadflow.kit.codes import (
     normalize_language,
 )
 from leadflow.kit.times import UtcDateTime
+from leadflow.vocabulary import EventType
 
 
 class Customer(BaseModel):

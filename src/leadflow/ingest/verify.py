@@ -8,13 +8,19 @@ from typing import Any
 
 from fastapi import Request
 
+from leadflow.ingest.errors import (
+    InvalidSignature,
+    MalformedJson,
+    PayloadTooLarge,
+    TimestampOutOfTolerance,
+)
 from leadflow.kit.errors import AppError, FieldProblem
 from leadflow.kit.signing import signature_matches
 
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The raw body, refused with 413 as soon as it grows past ``limit`` bytes."""
-    too_large = AppError(413, "payload_too_large", f"The body exceeds the {limit}-byte limit.")
+    too_large = PayloadTooLarge(f"The body exceeds the {limit}-byte limit.")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_large
@@ -28,8 +34,8 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _unauthorized(detail: str) -> AppError:
-    return AppError(401, "invalid_signature", detail)
+def _unauthorized(detail: str) -> InvalidSignature:
+    return InvalidSignature(detail)
 
 
 def verify_standard_webhook(
@@ -51,11 +57,9 @@ def verify_standard_webhook(
     except ValueError:
         raise _unauthorized("webhook-timestamp must be integer seconds since the epoch.") from None
     if abs(now.timestamp() - sent_at) > tolerance.total_seconds():
-        raise AppError(
-            401,
-            "timestamp_out_of_tolerance",
+        raise TimestampOutOfTolerance(
             f"webhook-timestamp is more than {int(tolerance.total_seconds())} s away from now; "
-            "replays are refused.",
+            "replays are refused."
         )
     if not signature_matches(secrets, msg_id, sent_at, body, signature):
         raise _unauthorized("No signature in webhook-signature matches the account's secret.")
@@ -71,11 +75,8 @@ def parse_json(body: bytes) -> Any:
         # json.loads(bytes) would also accept UTF-16/32, which the raw body can't be stored as.
         data = json.loads(body.decode("utf-8").removeprefix("\ufeff"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise AppError(
-            422,
-            "malformed_json",
-            f"The body is not valid JSON: {exc}",
-            errors=[FieldProblem(field="body", message="malformed JSON")],
+        raise MalformedJson(
+            f"The body is not valid JSON: {exc}", message="malformed JSON"
         ) from None
     _check_storable(data)
     return data

@@ -1,1 +1,2 @@
-"""Native webhooks from ecommerce platforms: credentials, inbound deliveries, Shopify checkouts."""
+"""Native webhooks from ecommerce platforms: credentials, per-platform formats (verify and
+map), inbound deliveries, and the Shopify checkout watcher."""

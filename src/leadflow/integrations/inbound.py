@@ -3,34 +3,39 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow.accounts.models import Account
 from leadflow.config import Settings
-from leadflow.domain import EventType
-from leadflow.ingest.formats import Ignored, Normalized, PendingCheckout
-from leadflow.ingest.formats.common import build_event
+from leadflow.ingest.intake import SignedDelivery
 from leadflow.ingest.service import ingest_event, record_ignored, stored_result
 from leadflow.integrations import shopify
+from leadflow.integrations.errors import IntegrationNotConfigured
+from leadflow.integrations.formats import (
+    Credentials,
+    Ignored,
+    Normalized,
+    Outcome,
+    PendingCheckout,
+    Ping,
+    paypro,
+    stripe,
+    woocommerce,
+)
+from leadflow.integrations.formats import shopify as shopify_format
+from leadflow.integrations.formats.common import build_event
 from leadflow.integrations.schemas import Platform, WebhookResult
 from leadflow.integrations.service import known_customer, learn_customer
+from leadflow.kit.db import Database
+from leadflow.kit.errors import not_found
+from leadflow.kit.locking import lock_key
+from leadflow.models.accounts import Account
+from leadflow.models.integrations import Integration
+from leadflow.vocabulary import EventType
 
 EMAIL_UNKNOWN = "customer email unknown"
-
-
-async def _lock_delivery(
-    session: AsyncSession, account_id: str, source: str, external_id: str
-) -> None:
-    """Serialise concurrent deliveries of one id, so the second always sees the first's answer
-    (PostgreSQL; SQLite has one writer)."""
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-            {"key": f"delivery:{account_id}:{source}:{external_id}"},
-        )
 
 
 async def accept(
@@ -45,7 +50,8 @@ async def accept(
 ) -> WebhookResult:
     """Store the delivery as an event (deduplicated by the platform's id) and apply it."""
     source = platform.value
-    await _lock_delivery(session, account.id, source, outcome.external_id)
+    # Concurrent deliveries of one id: the second always sees the first's answer.
+    await lock_key(session, f"delivery:{account.id}:{source}:{outcome.external_id}")
     stored = await stored_result(session, account.id, source, outcome.external_id)
     if stored is not None:
         return WebhookResult.model_validate({**stored, "duplicate": True})
@@ -151,3 +157,61 @@ async def _ignored(
         **details,
     )
     return WebhookResult.model_validate(result)
+
+
+Reader = Callable[..., Outcome]
+READERS: dict[Platform, Reader] = {
+    Platform.STRIPE: stripe.read,
+    Platform.SHOPIFY: shopify_format.read,
+    Platform.WOOCOMMERCE: woocommerce.read,
+    Platform.PAYPRO: paypro.read,
+}
+
+
+async def receive(
+    db: Database,
+    platform: Platform,
+    delivery: SignedDelivery,
+    settings: Settings,
+    now: dt.datetime,
+) -> WebhookResult:
+    """A platform's webhook: authenticate it with the account's credentials for the platform,
+    map it, then store and apply it in one transaction (retried on deadlock)."""
+    account_id = delivery.account_id
+    async with db.session() as session:
+        account = await session.get(Account, account_id)
+        integration = (
+            await session.get(Integration, (account_id, platform.value)) if account else None
+        )
+    if account is None:
+        raise not_found("account")
+    body = await delivery.read_body(settings.max_body_bytes)
+    headers = delivery.headers
+    if platform is Platform.WOOCOMMERCE:
+        ping: Ping | None = woocommerce.ping(headers, body)
+        if ping is not None:
+            return WebhookResult(
+                event_id=None,
+                type="ping",
+                duplicate=False,
+                ignored=True,
+                reason=f"WooCommerce activation ping for webhook {ping.webhook_id}",
+            )
+    if integration is None:
+        raise IntegrationNotConfigured(platform)
+    outcome = READERS[platform](
+        headers,
+        body,
+        Credentials(integration.secret, integration.validation_key),
+        now=now,
+        tolerance=dt.timedelta(seconds=settings.webhook_tolerance_seconds),
+    )
+    assert not isinstance(outcome, Ping)
+    raw_body = body.decode("utf-8")  # every adapter has parsed it as UTF-8 by now
+
+    async def work(session: AsyncSession) -> WebhookResult:
+        return await accept(
+            session, account, platform, outcome, raw_body=raw_body, now=now, settings=settings
+        )
+
+    return await db.transaction(work)

@@ -7,11 +7,12 @@ import datetime as dt
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow.ingest.formats import CustomerRef
-from leadflow.integrations.models import Integration, PlatformCustomer
-from leadflow.integrations.schemas import IntegrationIn, Platform
+from leadflow.integrations.formats import CustomerRef
+from leadflow.integrations.schemas import IntegrationIn, IntegrationOut, Platform
 from leadflow.kit.db import insert_for
 from leadflow.kit.errors import field_error, not_found
+from leadflow.kit.pagination import Page
+from leadflow.models.integrations import Integration, PlatformCustomer
 
 
 def platform_or_404(value: str) -> Platform:
@@ -21,9 +22,37 @@ def platform_or_404(value: str) -> Platform:
         raise not_found("platform") from None
 
 
+def webhook_url(base_url: str, account_id: str, platform: Platform) -> str:
+    """Where the platform must send its webhooks for this account."""
+    return f"{base_url.rstrip('/')}/v1/webhooks/{account_id}/{platform.value}"
+
+
+def integration_view(
+    base_url: str, account_id: str, platform: Platform, row: Integration | None
+) -> IntegrationOut:
+    """The integration without its secrets (they are write-only)."""
+    return IntegrationOut(
+        platform=platform,
+        configured=row is not None,
+        webhook_url=webhook_url(base_url, account_id, platform),
+        updated_at=row.updated_at if row is not None else None,
+    )
+
+
 async def integrations_of(session: AsyncSession, account_id: str) -> dict[str, Integration]:
     rows = await session.execute(select(Integration).where(Integration.account_id == account_id))
     return {row.platform: row for row in rows.scalars()}
+
+
+async def list_integrations(
+    session: AsyncSession, account_id: str, base_url: str
+) -> Page[IntegrationOut]:
+    """Every platform, configured or not."""
+    rows = await integrations_of(session, account_id)
+    return Page[IntegrationOut](
+        items=[integration_view(base_url, account_id, p, rows.get(p.value)) for p in Platform],
+        next_cursor=None,
+    )
 
 
 async def get_integration(
@@ -50,7 +79,8 @@ async def put_integration(
     platform: Platform,
     body: IntegrationIn,
     now: dt.datetime,
-) -> Integration:
+    base_url: str,
+) -> IntegrationOut:
     check_credentials(platform, body)
     row = await get_integration(session, account_id, platform)
     if row is None:
@@ -60,7 +90,7 @@ async def put_integration(
     row.validation_key = body.validation_key
     row.updated_at = now
     await session.flush()
-    return row
+    return integration_view(base_url, account_id, platform, row)
 
 
 async def delete_integration(session: AsyncSession, account_id: str, platform: Platform) -> None:

@@ -16,26 +16,32 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow.accounts.models import Account
-from leadflow.domain import EventType
-from leadflow.ingest.formats import PendingCheckout
-from leadflow.ingest.formats.common import build_event, event_fields
-from leadflow.ingest.models import Event
 from leadflow.ingest.schemas import EventIn
-from leadflow.ingest.service import ingest_event, record_event, stored_result
-from leadflow.integrations.models import ShopifyCheckout
+from leadflow.ingest.service import ingest_event, record_answer, record_event, stored_result
+from leadflow.integrations.formats import PendingCheckout
+from leadflow.integrations.formats.common import build_event, event_fields
 from leadflow.integrations.schemas import PendingCheckoutOut, Platform, WebhookResult
 from leadflow.kit.clock import Clock
-from leadflow.kit.db import Database, in_transaction, insert_for
+from leadflow.kit.db import Database, insert_for
 from leadflow.kit.ids import new_id
+from leadflow.kit.leases import claim_due
+from leadflow.lifecycle.attribution import purchases_completing
+from leadflow.models.accounts import Account
+from leadflow.models.events import Event
+from leadflow.models.integrations import ShopifyCheckout
+from leadflow.vocabulary import CheckoutStatus, EventType
 
 log = logging.getLogger("leadflow.integrations.shopify")
 
 SOURCE = Platform.SHOPIFY.value
-PENDING, ABANDONED, COMPLETED = "pending", "abandoned", "completed"
+PENDING, ABANDONED, COMPLETED = (
+    CheckoutStatus.PENDING,
+    CheckoutStatus.ABANDONED,
+    CheckoutStatus.COMPLETED,
+)
 
 
 def abandoned_external_id(token: str) -> str:
@@ -74,11 +80,7 @@ async def record_checkout(
         duplicate=False,
         checkout=PendingCheckoutOut(token=row.token, status=row.status, abandon_at=row.abandon_at),
     )
-    await session.execute(
-        update(Event)
-        .where(Event.id == event_id)
-        .values(result=result.model_dump(mode="json", exclude={"duplicate"}))
-    )
+    await record_answer(session, event_id, result.model_dump(mode="json", exclude={"duplicate"}))
     return result
 
 
@@ -180,20 +182,10 @@ async def order_exists(
 ) -> bool:
     """A purchase completed this checkout (same token), or the same customer bought after
     starting it."""
-    match = Event.reference == token
-    if email is not None:
-        match = or_(match, and_(Event.email == email, Event.occurred_at >= since))
-    found = (
-        await session.execute(
-            select(Event.id)
-            .where(
-                Event.account_id == account_id,
-                Event.type == EventType.ORDER_COMPLETED.value,
-                match,
-            )
-            .limit(1)
-        )
-    ).scalar_one_or_none()
+    completing = purchases_completing(
+        account_id=account_id, reference=token, email=email, captured_at=since, window=None
+    )
+    found = (await session.execute(select(Event.id).where(completing).limit(1))).first()
     return found is not None
 
 
@@ -247,30 +239,35 @@ async def abandon_due_checkouts(
     failed: set[str] = set()
     current: list[str] = []
     now = clock.now()
+    due = (ShopifyCheckout.status == PENDING, ShopifyCheckout.abandon_at <= now)
 
     async def work(session: AsyncSession) -> str | None:
-        due = (
-            select(ShopifyCheckout)
-            .where(
-                ShopifyCheckout.status == PENDING,
-                ShopifyCheckout.abandon_at <= now,
-                ShopifyCheckout.email.is_not(None),
-            )
+        candidates = (
+            select(ShopifyCheckout.id)
+            .where(*due, ShopifyCheckout.email.is_not(None))
             .order_by(ShopifyCheckout.abandon_at, ShopifyCheckout.id)
             .limit(1)
-            .with_for_update(skip_locked=True)
         )
         if failed:
-            due = due.where(ShopifyCheckout.id.not_in(failed))
-        row = (await session.execute(due)).scalar_one_or_none()
-        if row is None:
-            return None
-        current[:] = [row.id]
+            candidates = candidates.where(ShopifyCheckout.id.not_in(failed))
+        # The claim is the pending -> abandoned update itself; an update of the checkout may
+        # have pushed its abandon_at back meanwhile.
+        claimed = await claim_due(
+            session,
+            candidates,
+            model=ShopifyCheckout,
+            still_due=due,
+            claim={"status": ABANDONED, "abandoned_at": now, "updated_at": now},
+        )
+        if not claimed:
+            return None  # nothing due, or another worker took it: this tick is done
+        current[:] = [claimed[0].id]
+        row = await session.get_one(ShopifyCheckout, claimed[0].id)
         return await _abandon(session, row, now, attribution_window)
 
     for _ in range(limit):
         try:
-            outcome = await in_transaction(db, work)
+            outcome = await db.transaction(work)
         except Exception:
             log.exception("abandoning Shopify checkout %s failed", current)
             failed.update(current)
@@ -288,20 +285,6 @@ async def abandon_due_checkouts(
 async def _abandon(
     session: AsyncSession, row: ShopifyCheckout, now: dt.datetime, window: dt.timedelta
 ) -> str:
-    claimed = (
-        await session.execute(
-            update(ShopifyCheckout)
-            .where(
-                ShopifyCheckout.id == row.id,
-                ShopifyCheckout.status == PENDING,
-                ShopifyCheckout.abandon_at <= now,  # an update may have pushed it back
-            )
-            .values(status=ABANDONED, abandoned_at=now, updated_at=now)
-            .returning(ShopifyCheckout.id)
-        )
-    ).scalar_one_or_none()
-    if claimed is None:
-        return "taken"  # another worker claimed it first
     if row.event is None or await order_exists(
         session, row.account_id, row.token, row.email, row.started_at
     ):

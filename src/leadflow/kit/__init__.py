@@ -1,1 +1,2 @@
-"""Shared plumbing: database, clock, errors, signing, pagination."""
+"""Shared plumbing with no domain knowledge: database and migrations, clock, errors, ids,
+pagination, signing, advisory locks, leases, jobs, mail transport."""

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, DateTime, MetaData, Numeric, event
+from sqlalchemy import JSON, DateTime, MetaData, Numeric, event, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
@@ -21,7 +21,10 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
+from leadflow.kit.errors import not_found
+
 T = TypeVar("T")
+M = TypeVar("M", bound="Base")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -94,6 +97,24 @@ def insert_for(session: AsyncSession) -> Any:
     raise RuntimeError(f"unsupported database dialect {name!r}")
 
 
+async def get_owned(
+    session: AsyncSession, model: type[M], account_id: str, row_id: str, what: str
+) -> M:
+    """The account's row of ``model`` with ``row_id``; another account's row, or none, is a
+    404 naming ``what`` (tenant isolation: ids of other accounts are never confirmed)."""
+    row = (
+        await session.execute(
+            select(model).where(
+                model.account_id == account_id,  # type: ignore[attr-defined]
+                model.id == row_id,  # type: ignore[attr-defined]
+            )
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        raise not_found(what)
+    return row
+
+
 def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -140,6 +161,21 @@ class Database:
                 await session.rollback()
                 raise
 
+    async def transaction(
+        self, work: Callable[[AsyncSession], Awaitable[T]], attempts: int = 3
+    ) -> T:
+        """Run ``work`` in a unit of work of its own, retried from the start on a deadlock or
+        serialization failure. For entry points that own their transaction and can re-run
+        it (worker jobs, webhook intake); an API handler's transaction is the request's."""
+        for attempt in range(1, attempts + 1):
+            try:
+                async with self.session() as session:
+                    return await work(session)
+            except DBAPIError as exc:
+                if attempt == attempts or not is_retryable(exc):
+                    raise
+        raise AssertionError("unreachable")
+
     async def dispose(self) -> None:
         await self.engine.dispose()
 
@@ -151,17 +187,3 @@ def is_retryable(exc: BaseException) -> bool:
     orig = getattr(exc, "orig", None)
     code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
     return code in _RETRYABLE_SQLSTATES
-
-
-async def in_transaction(
-    db: Database, work: Callable[[AsyncSession], Awaitable[T]], attempts: int = 3
-) -> T:
-    """Run ``work`` in its own transaction; retry deadlocks and serialization failures."""
-    for attempt in range(1, attempts + 1):
-        try:
-            async with db.session() as session:
-                return await work(session)
-        except DBAPIError as exc:
-            if attempt == attempts or not is_retryable(exc):
-                raise
-    raise AssertionError("unreachable")

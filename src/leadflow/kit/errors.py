@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
-from typing import Any
+from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -65,8 +65,30 @@ class AppError(Exception):
         )
 
 
+class DomainError(AppError):
+    """A named refusal, raised by services and rendered by the one error handler like any
+    AppError. Subclasses fix the HTTP status, the problem code and a default detail."""
+
+    http_status: ClassVar[int] = 409
+    problem_code: ClassVar[str]
+    default_detail: ClassVar[str]
+
+    def __init__(
+        self, detail: str | None = None, *, errors: Sequence[FieldProblem] | None = None
+    ) -> None:
+        super().__init__(
+            self.http_status, self.problem_code, detail or self.default_detail, errors=errors
+        )
+
+
+class NotFound(DomainError):
+    http_status = 404
+    problem_code = "not_found"
+    default_detail = "Not found."
+
+
 def not_found(what: str) -> AppError:
-    return AppError(404, "not_found", f"{what} not found")
+    return NotFound(f"{what} not found")
 
 
 def field_error(field: str, message: str, status: int = 422) -> AppError:

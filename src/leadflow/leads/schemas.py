@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from leadflow.domain import LeadStatus, SourceType
+from leadflow.vocabulary import LeadStatus, SourceType
 
 
 class LeadCustomer(BaseModel):

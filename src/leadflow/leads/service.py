@@ -1,4 +1,5 @@
-"""Reading leads and lead groups, always scoped by account."""
+"""Reading leads and lead groups, always scoped by account (lead groups are written by
+accounts/)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ from dataclasses import dataclass
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow.dispatch.models import Enrollment, Message
-from leadflow.domain import LeadStatus
-from leadflow.ingest.models import Event
-from leadflow.kit.pagination import keyset_page
-from leadflow.leads.models import Conversion, Lead, LeadEvent, LeadGroup
+from leadflow.kit.errors import not_found
+from leadflow.kit.pagination import Page, keyset_page
+from leadflow.leads.schemas import LeadDetail, LeadGroupOut, LeadOut
+from leadflow.leads.views import group_view, lead_detail_view, lead_view
+from leadflow.models.enrollments import Enrollment, Message
+from leadflow.models.events import Event
+from leadflow.models.leads import Conversion, Lead, LeadEvent, LeadGroup
+from leadflow.vocabulary import LeadStatus
 
 
 @dataclass
@@ -47,9 +51,9 @@ def _filtered(account_id: str, filters: LeadFilters) -> Select[Lead]:
 
 async def list_leads(
     session: AsyncSession, account_id: str, filters: LeadFilters, limit: int, cursor: str | None
-) -> tuple[list[Lead], str | None]:
+) -> Page[LeadOut]:
     """Newest first; the cursor is the (captured_at, id) of the last lead returned."""
-    return await keyset_page(
+    leads, next_cursor = await keyset_page(
         session,
         _filtered(account_id, filters),
         (Lead.captured_at, Lead.id),
@@ -57,6 +61,7 @@ async def list_leads(
         cursor=cursor,
         newest_first=True,
     )
+    return Page[LeadOut](items=[lead_view(lead) for lead in leads], next_cursor=next_cursor)
 
 
 async def get_lead(session: AsyncSession, account_id: str, lead_id: str) -> Lead | None:
@@ -65,6 +70,16 @@ async def get_lead(session: AsyncSession, account_id: str, lead_id: str) -> Lead
     return (
         await session.execute(select(Lead).where(Lead.account_id == account_id, Lead.id == lead_id))
     ).scalar_one_or_none()
+
+
+async def lead_detail(session: AsyncSession, account_id: str, lead_id: str) -> LeadDetail:
+    """The lead with the events behind it, its follow-up sequence and its conversion."""
+    lead = await get_lead(session, account_id, lead_id)
+    if lead is None:
+        raise not_found("lead")
+    events = await lead_events(session, lead)
+    enrollment, messages, conversion = await lead_sequence(session, lead)
+    return lead_detail_view(lead, events, enrollment, messages, conversion)
 
 
 async def lead_events(session: AsyncSession, lead: Lead) -> list[tuple[Event, str]]:
@@ -117,11 +132,13 @@ async def list_groups(session: AsyncSession, account_id: str) -> list[LeadGroup]
     return list(rows.scalars())
 
 
-async def get_group(session: AsyncSession, account_id: str, key: str) -> LeadGroup | None:
-    if "\x00" in key:  # no key holds one, and PostgreSQL refuses it in a query
-        return None
-    return (
-        await session.execute(
-            select(LeadGroup).where(LeadGroup.account_id == account_id, LeadGroup.key == key)
-        )
-    ).scalar_one_or_none()
+async def group_page(session: AsyncSession, account_id: str) -> Page[LeadGroupOut]:
+    """Every lead group of the account with its live count of open leads."""
+    counts = await open_lead_counts(session, account_id)
+    groups = await list_groups(session, account_id)
+    return Page[LeadGroupOut](items=[group_view(g, counts) for g in groups], next_cursor=None)
+
+
+async def group_out(session: AsyncSession, group: LeadGroup) -> LeadGroupOut:
+    """One lead group with its live count of open leads."""
+    return group_view(group, await open_lead_counts(session, group.account_id))

@@ -14,15 +14,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 
 from leadflow.config import Settings
 from leadflow.kit.clock import Clock
 from leadflow.kit.db import Database
+from leadflow.kit.leases import claim_due, lease, lease_free, release, release_held
 from leadflow.kit.signing import sign
-from leadflow.notifications.models import IlnDelivery, IlnEndpoint
+from leadflow.models.notifications import IlnDelivery, IlnEndpoint
 from leadflow.notifications.service import signing_secrets
 from leadflow.notifications.ssrf import guarded_client
+from leadflow.vocabulary import DeliveryStatus
 
 log = logging.getLogger("leadflow.iln")
 
@@ -128,39 +130,29 @@ class Notifier:
 
     async def _claim(self, token: str, exclude: set[str]) -> dict[str, list[str]]:
         now = self.clock.now()
+        due = (IlnDelivery.status == DeliveryStatus.PENDING, IlnDelivery.next_attempt_at <= now)
+        candidates = (
+            select(IlnDelivery.id)
+            .join(IlnEndpoint, IlnEndpoint.id == IlnDelivery.endpoint_id)
+            .where(*due, lease_free(IlnDelivery, now), IlnEndpoint.enabled.is_(True))
+            .order_by(IlnDelivery.next_attempt_at, IlnDelivery.id)
+            .limit(self.settings.iln_batch_size)
+        )
+        if exclude:
+            candidates = candidates.where(IlnDelivery.endpoint_id.not_in(exclude))
         async with self.db.session() as session:
-            stmt = (
-                select(IlnDelivery.id)
-                .join(IlnEndpoint, IlnEndpoint.id == IlnDelivery.endpoint_id)
-                .where(
-                    IlnDelivery.status == "pending",
-                    IlnDelivery.next_attempt_at <= now,
-                    or_(IlnDelivery.lease_until.is_(None), IlnDelivery.lease_until < now),
-                    IlnEndpoint.enabled.is_(True),
-                )
-                .order_by(IlnDelivery.next_attempt_at, IlnDelivery.id)
-                .limit(self.settings.iln_batch_size)
-                .with_for_update(of=IlnDelivery, skip_locked=True)
+            # Re-checking the due time: another worker may have tried it meanwhile.
+            rows = await claim_due(
+                session,
+                candidates,
+                model=IlnDelivery,
+                still_due=(*due, lease_free(IlnDelivery, now)),
+                claim=lease(now, self.lease, token),
+                returning=(IlnDelivery.endpoint_id, IlnDelivery.created_at),
             )
-            if exclude:
-                stmt = stmt.where(IlnDelivery.endpoint_id.not_in(exclude))
-            ids = list((await session.execute(stmt)).scalars())
-            if not ids:
-                return {}
-            rows = await session.execute(
-                update(IlnDelivery)
-                .where(
-                    IlnDelivery.id.in_(ids),
-                    IlnDelivery.status == "pending",
-                    IlnDelivery.next_attempt_at <= now,  # another worker may have tried it
-                    or_(IlnDelivery.lease_until.is_(None), IlnDelivery.lease_until < now),
-                )
-                .values(lease_until=now + self.lease, lease_token=token)
-                .returning(IlnDelivery.id, IlnDelivery.endpoint_id, IlnDelivery.created_at)
-            )
-            grouped: dict[str, list[tuple[dt.datetime, str]]] = defaultdict(list)
-            for delivery_id, endpoint_id, created_at in rows:
-                grouped[endpoint_id].append((created_at, delivery_id))
+        grouped: dict[str, list[tuple[dt.datetime, str]]] = defaultdict(list)
+        for row in rows:
+            grouped[row.endpoint_id].append((row.created_at, row.id))
         return {eid: [d for _, d in sorted(items)] for eid, items in grouped.items()}
 
     async def _deliver_endpoint(
@@ -174,11 +166,7 @@ class Notifier:
 
     async def _release_all(self, ids: list[str], token: str) -> None:
         async with self.db.session() as session:
-            await session.execute(
-                update(IlnDelivery)
-                .where(IlnDelivery.id.in_(ids), IlnDelivery.lease_token == token)
-                .values(lease_until=None, lease_token=None)
-            )
+            await release_held(session, IlnDelivery, ids, token)
 
     async def deliver(self, delivery_id: str, token: str | None, report: DeliveryReport) -> bool:
         """One attempt. Returns True when the endpoint got disabled (410 Gone)."""
@@ -190,22 +178,23 @@ class Notifier:
             if token is not None and delivery.lease_token != token:
                 return False
         now = self.clock.now()
-        outcome = await self._post(endpoint, delivery, now)
+        outcome = await self.attempt(endpoint, delivery.webhook_id, delivery.payload, now)
         return await self._record(delivery_id, endpoint.id, outcome, report)
 
-    async def _post(
-        self, endpoint: IlnEndpoint, delivery: IlnDelivery, now: dt.datetime
+    async def attempt(
+        self, endpoint: IlnEndpoint, webhook_id: str, payload: dict[str, Any], now: dt.datetime
     ) -> Outcome:
-        body = json.dumps(delivery.payload, separators=(",", ":"), ensure_ascii=False).encode()
+        """One signed POST of ``payload`` to ``endpoint``; records nothing, so it needs no
+        stored delivery (a ping attempts first, then stores the outcome)."""
+        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
         timestamp = int(now.timestamp())
         signatures = " ".join(
-            sign(secret, delivery.webhook_id, timestamp, body)
-            for secret in signing_secrets(endpoint, now)
+            sign(secret, webhook_id, timestamp, body) for secret in signing_secrets(endpoint, now)
         )
         headers = {
             "content-type": "application/json",
             "user-agent": "leadflow-iln/1",
-            "webhook-id": delivery.webhook_id,
+            "webhook-id": webhook_id,
             "webhook-timestamp": str(timestamp),
             "webhook-signature": signatures,
         }
@@ -239,16 +228,15 @@ class Notifier:
             delivery.last_attempt_at = now
             delivery.last_status_code = outcome.status_code
             delivery.last_error = outcome.error
-            delivery.lease_until = None
-            delivery.lease_token = None
+            release(delivery)
             delivery.updated_at = now
             if outcome.ok:
-                delivery.status = "delivered"
+                delivery.status = DeliveryStatus.DELIVERED
                 delivery.delivered_at = now
                 delivery.next_attempt_at = None
                 report.delivered += 1
             elif outcome.status_code == 410:
-                delivery.status = "failed"
+                delivery.status = DeliveryStatus.FAILED
                 delivery.next_attempt_at = None
                 await session.execute(
                     update(IlnEndpoint)
@@ -263,19 +251,10 @@ class Notifier:
                 if outcome.retry_after is not None and delay is not None:
                     delay = outcome.retry_after
                 if delay is None:
-                    delivery.status = "failed"
+                    delivery.status = DeliveryStatus.FAILED
                     delivery.next_attempt_at = None
                     report.failed += 1
                 else:
                     delivery.next_attempt_at = now + delay
                     report.retried += 1
         return disabled
-
-
-def notifier_for(app: Any) -> Notifier:
-    """The API process's notifier (for pings), created on first use, closed at shutdown."""
-    notifier: Notifier | None = getattr(app.state, "notifier", None)
-    if notifier is None:
-        notifier = Notifier(app.state.settings, app.state.db, app.state.clock)
-        app.state.notifier = notifier
-    return notifier

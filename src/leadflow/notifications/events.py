@@ -8,12 +8,12 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow.abtest.models import AbTest
-from leadflow.campaigns.models import Campaign, Variant
-from leadflow.dispatch.models import Enrollment, Message
 from leadflow.kit.codes import format_money
-from leadflow.leads.models import Conversion, Lead
-from leadflow.leads.router import lead_view
+from leadflow.leads.views import lead_view
+from leadflow.models.abtest import AbTest
+from leadflow.models.campaigns import Campaign, Variant
+from leadflow.models.enrollments import Enrollment, Message
+from leadflow.models.leads import Conversion, Lead
 from leadflow.notifications.schemas import (
     AbTestDecidedData,
     CampaignStatusData,
@@ -25,6 +25,7 @@ from leadflow.notifications.schemas import (
     LeadEventData,
 )
 from leadflow.notifications.service import emit
+from leadflow.vocabulary import AbTestStatus, CampaignStatus
 
 
 async def _campaign_of(session: AsyncSession, lead_id: str) -> str | None:
@@ -139,7 +140,7 @@ async def campaign_status_changed(
 ) -> None:
     event = (
         IlnEventType.CAMPAIGN_ACTIVATED
-        if campaign.status == "active"
+        if campaign.status == CampaignStatus.ACTIVE
         else IlnEventType.CAMPAIGN_DEACTIVATED
     )
     data = CampaignStatusData(campaign_id=campaign.id, name=campaign.name, status=campaign.status)
@@ -150,7 +151,7 @@ async def abtest_decided(session: AsyncSession, test: AbTest, now: dt.datetime) 
     winner = await session.get(Variant, test.winner_variant_id) if test.winner_variant_id else None
     data = AbTestDecidedData(
         campaign_id=test.campaign_id,
-        state="decided" if test.state == "decided" else "inconclusive",
+        state="decided" if test.state == AbTestStatus.DECIDED else "inconclusive",
         winner_variant_id=test.winner_variant_id,
         winner_name=winner.name if winner else None,
         decided_at=test.decided_at or now,

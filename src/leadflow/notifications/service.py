@@ -1,25 +1,43 @@
-"""Writing notifications to the outbox (in the caller's transaction) and managing endpoints."""
+"""Writing notifications to the outbox (in the caller's transaction), managing endpoints, and
+the endpoint and delivery operations of the API (they flush; the caller commits)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow.campaigns.models import Campaign
 from leadflow.kit.errors import field_error, not_found
 from leadflow.kit.ids import new_id
+from leadflow.kit.pagination import Page, keyset_page
 from leadflow.kit.signing import new_webhook_secret
-from leadflow.notifications.models import IlnDelivery, IlnEndpoint
+from leadflow.models.campaigns import Campaign
+from leadflow.models.notifications import IlnDelivery, IlnEndpoint
+from leadflow.notifications.errors import DeliveryPending
 from leadflow.notifications.schemas import (
+    DeliveryOut,
+    EndpointCreated,
     EndpointIn,
+    EndpointOut,
     EndpointUpdate,
     IlnEventType,
+    PingData,
+    SecretRotated,
 )
 from leadflow.notifications.ssrf import UnsafeUrl, check_url
+from leadflow.notifications.views import (
+    delivery_view,
+    endpoint_created_view,
+    endpoint_view,
+    secret_rotated_view,
+)
+from leadflow.vocabulary import DeliveryStatus
+
+if TYPE_CHECKING:  # delivery.py imports this module
+    from leadflow.notifications.delivery import Notifier
 
 
 def envelope(event_type: str, data: BaseModel | dict[str, Any], now: dt.datetime) -> dict[str, Any]:
@@ -72,7 +90,7 @@ def new_delivery(
         event_type=event_type,
         webhook_id=delivery_id.replace("dlv_", "msg_"),
         payload=payload,
-        status="pending",
+        status=DeliveryStatus.PENDING,
         attempts=0,
         next_attempt_at=now,
         created_at=now,
@@ -101,7 +119,7 @@ async def _checked_campaign(session: AsyncSession, account_id: str, campaign_id:
 
 async def create_endpoint(
     session: AsyncSession, account_id: str, body: EndpointIn, now: dt.datetime, allow_private: bool
-) -> IlnEndpoint:
+) -> EndpointCreated:
     url = await _checked_url(str(body.url), allow_private)
     if body.campaign_id is not None:
         await _checked_campaign(session, account_id, body.campaign_id)
@@ -119,7 +137,17 @@ async def create_endpoint(
     )
     session.add(endpoint)
     await session.flush()
-    return endpoint
+    return endpoint_created_view(endpoint)
+
+
+async def list_endpoints(
+    session: AsyncSession, account_id: str, limit: int, cursor: str | None
+) -> Page[EndpointOut]:
+    stmt = select(IlnEndpoint).where(IlnEndpoint.account_id == account_id)
+    rows, next_cursor = await keyset_page(
+        session, stmt, (IlnEndpoint.id,), limit=limit, cursor=cursor
+    )
+    return Page[EndpointOut](items=[endpoint_view(r) for r in rows], next_cursor=next_cursor)
 
 
 async def get_endpoint(session: AsyncSession, account_id: str, endpoint_id: str) -> IlnEndpoint:
@@ -135,13 +163,19 @@ async def get_endpoint(session: AsyncSession, account_id: str, endpoint_id: str)
     return endpoint
 
 
+async def show_endpoint(session: AsyncSession, account_id: str, endpoint_id: str) -> EndpointOut:
+    return endpoint_view(await get_endpoint(session, account_id, endpoint_id))
+
+
 async def update_endpoint(
     session: AsyncSession,
-    endpoint: IlnEndpoint,
+    account_id: str,
+    endpoint_id: str,
     body: EndpointUpdate,
     now: dt.datetime,
     allow_private: bool,
-) -> IlnEndpoint:
+) -> EndpointOut:
+    endpoint = await get_endpoint(session, account_id, endpoint_id)
     changes = body.model_dump(exclude_unset=True)
     if "url" in changes:
         if body.url is None:
@@ -167,7 +201,22 @@ async def update_endpoint(
             endpoint.disabled_reason = None
     endpoint.updated_at = now
     await session.flush()
-    return endpoint
+    return endpoint_view(endpoint)
+
+
+async def delete_endpoint(session: AsyncSession, account_id: str, endpoint_id: str) -> None:
+    """The endpoint and its deliveries."""
+    await session.delete(await get_endpoint(session, account_id, endpoint_id))
+    await session.flush()
+
+
+async def rotate_endpoint_secret(
+    session: AsyncSession, account_id: str, endpoint_id: str, now: dt.datetime, grace: dt.timedelta
+) -> SecretRotated:
+    endpoint = await get_endpoint(session, account_id, endpoint_id)
+    rotate_secret(endpoint, now, grace)
+    await session.flush()
+    return secret_rotated_view(endpoint)
 
 
 def rotate_secret(endpoint: IlnEndpoint, now: dt.datetime, grace: dt.timedelta) -> str:
@@ -185,3 +234,84 @@ def signing_secrets(endpoint: IlnEndpoint, now: dt.datetime) -> list[str]:
     if endpoint.previous_secret and expires is not None and expires > now:
         secrets.append(endpoint.previous_secret)
     return secrets
+
+
+async def ping(
+    session: AsyncSession, notifier: Notifier, account_id: str, endpoint_id: str, now: dt.datetime
+) -> DeliveryOut:
+    """Attempt a signed ``ping`` once, then store it with its outcome. Attempting before
+    writing holds no write lock during the HTTP call. A failed ping is not retried."""
+    endpoint = await get_endpoint(session, account_id, endpoint_id)
+    event_type = IlnEventType.PING.value
+    payload = envelope(event_type, PingData(endpoint_id=endpoint.id), now)
+    delivery = new_delivery(endpoint, event_type, payload, now)
+    outcome = await notifier.attempt(endpoint, delivery.webhook_id, payload, now)
+    delivery.attempts = 1
+    delivery.last_attempt_at = now
+    delivery.last_status_code = outcome.status_code
+    delivery.last_error = outcome.error
+    delivery.next_attempt_at = None
+    if outcome.ok:
+        delivery.status = DeliveryStatus.DELIVERED
+        delivery.delivered_at = now
+    else:
+        delivery.status = DeliveryStatus.FAILED
+        if outcome.status_code == 410:  # as for any delivery: the receiver is gone
+            endpoint.enabled = False
+            endpoint.disabled_reason = "410 Gone"
+            endpoint.updated_at = now
+    session.add(delivery)
+    await session.flush()
+    return delivery_view(delivery)
+
+
+async def list_deliveries(
+    session: AsyncSession,
+    account_id: str,
+    *,
+    endpoint_id: str | None,
+    status: str | None,
+    event_type: str | None,
+    limit: int,
+    cursor: str | None,
+) -> Page[DeliveryOut]:
+    """Newest first."""
+    stmt = select(IlnDelivery).where(IlnDelivery.account_id == account_id)
+    if endpoint_id:
+        stmt = stmt.where(IlnDelivery.endpoint_id == endpoint_id)
+    if status:
+        stmt = stmt.where(IlnDelivery.status == status)
+    if event_type:
+        stmt = stmt.where(IlnDelivery.event_type == event_type)
+    rows, next_cursor = await keyset_page(
+        session,
+        stmt,
+        (IlnDelivery.created_at, IlnDelivery.id),
+        limit=limit,
+        cursor=cursor,
+        newest_first=True,
+    )
+    return Page[DeliveryOut](items=[delivery_view(r) for r in rows], next_cursor=next_cursor)
+
+
+async def redeliver(
+    session: AsyncSession, account_id: str, delivery_id: str, now: dt.datetime
+) -> DeliveryOut:
+    """Queue the same notification (same ``webhook-id``) for a new round of attempts."""
+    delivery = (
+        await session.execute(
+            select(IlnDelivery).where(
+                IlnDelivery.account_id == account_id, IlnDelivery.id == delivery_id
+            )
+        )
+    ).scalar_one_or_none()
+    if delivery is None:
+        raise not_found("delivery")
+    if delivery.status == DeliveryStatus.PENDING:
+        raise DeliveryPending
+    delivery.status = DeliveryStatus.PENDING
+    delivery.attempts = 0
+    delivery.next_attempt_at = now
+    delivery.updated_at = now
+    await session.flush()
+    return delivery_view(delivery)

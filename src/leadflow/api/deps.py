@@ -1,0 +1,93 @@
+"""Request dependencies: settings, clock, the unit of work, the calling account."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.accounts.service import account_for_api_key
+from leadflow.config import Settings
+from leadflow.kit.clock import Clock
+from leadflow.kit.db import Database
+from leadflow.kit.errors import AppError
+from leadflow.models.accounts import Account
+from leadflow.notifications.delivery import Notifier
+
+_bearer = HTTPBearer(auto_error=False, description="The account's API key (`lf_…`).")
+_admin_bearer = HTTPBearer(
+    auto_error=False, scheme_name="AdminToken", description="`LEADFLOW_ADMIN_TOKEN`."
+)
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_clock(request: Request) -> Clock:
+    return request.app.state.clock
+
+
+def get_database(request: Request) -> Database:
+    return request.app.state.db
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One transaction per request: committed when the handler returns, else rolled back."""
+    async with get_database(request).session() as session:
+        yield session
+
+
+def get_notifier(request: Request) -> Notifier:
+    """The API process's notifier (it sends pings): built on first use, closed at shutdown."""
+    state = request.app.state
+    if getattr(state, "notifier", None) is None:
+        state.notifier = Notifier(state.settings, state.db, state.clock)
+    notifier: Notifier = state.notifier
+    return notifier
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
+# scope="function": the commit happens before the response is sent, so a failed
+# commit is reported to the caller instead of being lost after a 2xx.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+NotifierDep = Annotated[Notifier, Depends(get_notifier)]
+
+
+def _unauthorized(detail: str) -> AppError:
+    return AppError(401, "unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def current_account(
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Account:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise _unauthorized("Send the API key as 'Authorization: Bearer <key>'.")
+    account = await account_for_api_key(session, credentials.credentials)
+    if account is None:
+        raise _unauthorized("Unknown or revoked API key.")
+    return account
+
+
+CurrentAccount = Annotated[Account, Depends(current_account)]
+
+
+def require_admin(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_admin_bearer)],
+) -> None:
+    # An empty token (``LEADFLOW_ADMIN_TOKEN=``) disables the admin API rather than
+    # letting a request without credentials match it.
+    if settings.admin_token is None or not settings.admin_token.get_secret_value():
+        raise _unauthorized("The admin API is disabled: set LEADFLOW_ADMIN_TOKEN to enable it.")
+    expected = settings.admin_token.get_secret_value().encode()
+    offered = credentials.credentials.encode() if credentials is not None else b""
+    if not hmac.compare_digest(expected, offered):
+        raise _unauthorized("Invalid admin token.")

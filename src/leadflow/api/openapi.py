@@ -1,0 +1,66 @@
+"""The OpenAPI document: every error is a Problem, every notification a documented webhook."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from leadflow.api.notifications import document_notifications
+from leadflow.ingest.schemas import BatchEventIn, EventBatchIn, EventIn
+from leadflow.kit.errors import FieldProblem, Problem, error_responses
+
+DESCRIPTION = """\
+leadflow turns ecommerce webhooks (abandoned checkouts, unfinished orders, trials,
+renewals) into leads and follows them up.
+
+* Inbound webhooks are signed with the account's `whsec_…` secret using
+  [Standard Webhooks](https://www.standardwebhooks.com/).
+* The merchant API takes `Authorization: Bearer <api key>`.
+* Errors are RFC 9457 problem details (`application/problem+json`) with an `errors`
+  list naming each bad field.
+* Lists answer `{"items": [...], "next_cursor": ...}` and take `limit` and `cursor`.
+* Ids are opaque strings, timestamps RFC 3339 UTC, money a decimal string plus an
+  ISO 4217 currency.
+"""
+
+EXTRA_SCHEMAS = (Problem, FieldProblem, EventIn, BatchEventIn, EventBatchIn)
+
+
+def install_openapi(app: FastAPI) -> None:
+    document_notifications(app)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+        webhooks=app.webhooks.routes,
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in EXTRA_SCHEMAS:
+        model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, sub in model_schema.pop("$defs", {}).items():
+            components.setdefault(name, sub)
+        components[model.__name__] = model_schema
+    # FastAPI's own validation error schemas are never sent: every error is a Problem.
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            if _is_fastapi_422(operation):
+                operation["responses"].update({str(k): v for k, v in error_responses(422).items()})
+    app.openapi_schema = schema
+    return schema
+
+
+def _is_fastapi_422(operation: dict[str, Any]) -> bool:
+    content = operation.get("responses", {}).get("422", {}).get("content", {})
+    ref = content.get("application/json", {}).get("schema", {}).get("$ref", "")
+    return ref.endswith("/HTTPValidationError")

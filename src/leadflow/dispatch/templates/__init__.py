@@ -1,1 +1,0 @@
-"""Predefined, localized follow-up templates."""

@@ -1,0 +1,159 @@
+"""Webhook intake: authenticate a signed delivery, validate it, and store and apply it in one
+transaction (retried on deadlock, so the request cannot own it: a handler cannot be re-run)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.config import Settings
+from leadflow.ingest.schemas import (
+    BatchEventIn,
+    BatchItemError,
+    BatchItemResult,
+    BatchResult,
+    EventBatchIn,
+    EventIn,
+    IngestResult,
+)
+from leadflow.ingest.service import ingest_event
+from leadflow.ingest.verify import parse_json, verify_standard_webhook
+from leadflow.kit.db import Database
+from leadflow.kit.errors import field_error, not_found, problems_from_validation, validation_error
+from leadflow.models.accounts import Account
+
+BodyReader = Callable[[int], Awaitable[bytes]]
+
+
+@dataclass(frozen=True)
+class SignedDelivery:
+    """An inbound request as intake needs it: its headers, and its body still unread (it is
+    read, with a size limit, only once the account is known)."""
+
+    account_id: str
+    headers: Mapping[str, str]
+    read_body: BodyReader
+
+
+async def _authenticated_body(
+    db: Database, delivery: SignedDelivery, settings: Settings, now: dt.datetime
+) -> tuple[Account, bytes]:
+    async with db.session() as session:
+        account = await session.get(Account, delivery.account_id)
+    if account is None:
+        raise not_found("account")
+    body = await delivery.read_body(settings.max_body_bytes)
+    verify_standard_webhook(
+        secrets=[account.webhook_secret],
+        msg_id=delivery.headers.get("webhook-id"),
+        timestamp=delivery.headers.get("webhook-timestamp"),
+        signature=delivery.headers.get("webhook-signature"),
+        body=body,
+        now=now,
+        tolerance=dt.timedelta(seconds=settings.webhook_tolerance_seconds),
+    )
+    return account, body
+
+
+async def receive_event(
+    db: Database, delivery: SignedDelivery, settings: Settings, now: dt.datetime
+) -> IngestResult:
+    """One signed event; its ``webhook-id`` is the idempotency key."""
+    account, body = await _authenticated_body(db, delivery, settings, now)
+    try:
+        event = EventIn.model_validate(parse_json(body))
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+    webhook_id = delivery.headers["webhook-id"]  # checked by the signature verification
+    window = dt.timedelta(days=settings.attribution_days)
+
+    async def work(session: AsyncSession) -> IngestResult:
+        return await ingest_event(
+            session,
+            account,
+            external_id=webhook_id,
+            event=event,
+            raw_body=body.decode(),
+            now=now,
+            attribution_window=window,
+        )
+
+    return await db.transaction(work)
+
+
+async def receive_batch(
+    db: Database, delivery: SignedDelivery, settings: Settings, now: dt.datetime
+) -> BatchResult:
+    """A signed batch; each item's ``id`` is its idempotency key. Valid items are stored
+    together in one transaction; invalid ones are reported per item and write nothing."""
+    account, body = await _authenticated_body(db, delivery, settings, now)
+    try:
+        batch = EventBatchIn.model_validate(parse_json(body))
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+    if len(batch.events) > settings.max_batch_events:
+        raise field_error("events", f"at most {settings.max_batch_events} events per batch")
+
+    results: list[BatchItemResult | None] = [None] * len(batch.events)
+    valid: list[tuple[int, BatchEventIn, str]] = []
+    for index, item in enumerate(batch.events):
+        item_id = item.get("id") if isinstance(item, dict) else None
+        try:
+            parsed = BatchEventIn.model_validate(item)
+        except ValidationError as exc:
+            errors = [
+                BatchItemError(field=p.field, message=p.message)
+                for p in problems_from_validation(exc.errors(), strip_source=False)
+            ]
+            results[index] = BatchItemResult(
+                id=item_id if isinstance(item_id, str) else None,
+                index=index,
+                status="invalid",
+                errors=errors,
+            )
+            continue
+        valid.append((index, parsed, _raw(item)))
+    # Stable lock order across concurrent batches: ingest_event locks each contact (email)
+    # until commit, so take them in email order, then by item id.
+    valid.sort(key=lambda entry: (entry[1].customer.email.lower(), entry[1].id))
+    window = dt.timedelta(days=settings.attribution_days)
+
+    async def work(session: AsyncSession) -> list[tuple[int, str, IngestResult]]:
+        out = []
+        for index, parsed, raw in valid:
+            outcome = await ingest_event(
+                session,
+                account,
+                external_id=parsed.id,
+                event=parsed,
+                raw_body=raw,
+                now=now,
+                attribution_window=window,
+            )
+            out.append((index, parsed.id, outcome))
+        return out
+
+    for index, item_id, outcome in await db.transaction(work):
+        results[index] = BatchItemResult(
+            id=item_id,
+            index=index,
+            status="duplicate" if outcome.duplicate else "accepted",
+            result=outcome,
+        )
+    final = [r for r in results if r is not None]
+    return BatchResult(
+        accepted=sum(r.status == "accepted" for r in final),
+        duplicates=sum(r.status == "duplicate" for r in final),
+        invalid=sum(r.status == "invalid" for r in final),
+        results=final,
+    )
+
+
+def _raw(item: dict[str, Any]) -> str:
+    return json.dumps(item, separators=(",", ":"), ensure_ascii=False)

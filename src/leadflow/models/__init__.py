@@ -1,0 +1,38 @@
+"""Every ORM class, one module per aggregate; importing this package completes
+``Base.metadata`` (Alembic, tests). Models import only ``kit`` and ``vocabulary``."""
+
+from leadflow.kit.db import Base
+from leadflow.models.abtest import AbTest
+from leadflow.models.accounts import Account, ApiKey
+from leadflow.models.campaigns import Campaign, Variant
+from leadflow.models.enrollments import Enrollment, Message
+from leadflow.models.events import Event
+from leadflow.models.integrations import Integration, PlatformCustomer, ShopifyCheckout
+from leadflow.models.leads import Conversion, Lead, LeadEvent, LeadGroup
+from leadflow.models.notifications import IlnDelivery, IlnEndpoint
+from leadflow.models.stats import StatsCounter
+from leadflow.models.tracking import Suppression, Visit
+
+__all__ = [
+    "AbTest",
+    "Account",
+    "ApiKey",
+    "Base",
+    "Campaign",
+    "Conversion",
+    "Enrollment",
+    "Event",
+    "IlnDelivery",
+    "IlnEndpoint",
+    "Integration",
+    "Lead",
+    "LeadEvent",
+    "LeadGroup",
+    "Message",
+    "PlatformCustomer",
+    "ShopifyCheckout",
+    "StatsCounter",
+    "Suppression",
+    "Variant",
+    "Visit",
+]
