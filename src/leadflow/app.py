@@ -15,6 +15,7 @@ from leadflow.config import Settings
 from leadflow.kit.clock import Clock, SystemClock
 from leadflow.kit.db import Database
 from leadflow.kit.migrate import upgrade
+from leadflow.templates.render import warm_up
 from leadflow.worker import Worker, build_worker
 
 log = logging.getLogger("leadflow")
@@ -38,6 +39,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if migrate_on_start:
             await upgrade(database.engine)
+        warm_up()  # template compilation and locale data: once per process, before serving
         worker: Worker | None = None
         if run_worker:
             worker = build_worker(settings, database, app.state.clock)

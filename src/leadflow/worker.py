@@ -18,6 +18,7 @@ from leadflow.kit.jobs import Job, JobContext
 from leadflow.kit.mail import MailTransport, build_transport
 from leadflow.lifecycle.jobs import JOBS as LIFECYCLE_JOBS
 from leadflow.notifications.jobs import JOBS as NOTIFICATION_JOBS
+from leadflow.templates.render import warm_up
 
 log = logging.getLogger("leadflow.worker")
 
@@ -50,6 +51,7 @@ class Worker:
     def start(self) -> None:
         if self.db.dialect == "sqlite":
             log.info("SQLite database: run a single worker process (no SKIP LOCKED on SQLite)")
+        warm_up()  # compile the predefined templates before the first follow-up is due
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         for name, (_run, every) in self.jobs.items():
             # max_instances=1 + coalesce: a slow tick never piles up behind itself.

@@ -24,6 +24,7 @@ from leadflow.templates.catalog import (
     resolve_language,
     template_keys,
 )
+from leadflow.templates.render import _compiled, render_step, sample_context, warm_up
 
 KEYS = template_keys()
 ALL = list(itertools.product(KEYS, SUPPORTED_LANGUAGES))
@@ -358,3 +359,14 @@ def test_formal_address(language: str, formal: str, informal: str) -> None:
         text = _copy(key, language)[1]
         assert re.search(formal, text, re.IGNORECASE), key
         assert not re.search(informal, text), key
+
+
+def test_warm_up_compiles_every_predefined_template_once() -> None:
+    warm_up()
+    before = _compiled.cache_info()
+    for key in template_keys():
+        for language in languages_for(key):
+            render_step({"template": key}, sample_context(), language)
+    after = _compiled.cache_info()
+    assert after.misses == before.misses  # nothing left to compile on the first follow-up
+    assert after.hits - before.hits == 3 * sum(len(languages_for(k)) for k in template_keys())

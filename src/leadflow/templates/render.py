@@ -13,7 +13,12 @@ from jinja2 import StrictUndefined, Template, TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from leadflow.templates.catalog import TEMPLATE_VARIABLES, get_template
+from leadflow.templates.catalog import (
+    TEMPLATE_VARIABLES,
+    get_template,
+    languages_for,
+    template_keys,
+)
 
 MAX_TEMPLATE_CHARS = 100_000
 
@@ -82,9 +87,10 @@ def _env(autoescape: bool) -> ImmutableSandboxedEnvironment:
     return _Sandbox(undefined=StrictUndefined, autoescape=autoescape, keep_trailing_newline=True)
 
 
-@lru_cache(maxsize=512)
+@lru_cache(maxsize=1024)
 def _compiled(source: str, html: bool) -> Template:
-    # Compiling costs far more than rendering: every follow-up reuses its step's sources.
+    # Compiling costs far more than rendering: every follow-up reuses its step's sources. The
+    # predefined catalog takes 252 entries (warm_up), the rest is for merchants' templates.
     return _env(html).from_string(source)
 
 
@@ -184,7 +190,9 @@ def check_custom_template(part: str, source: str) -> None:
         raise TemplateProblem(part, f"cannot be rendered: {exc}") from None
 
 
+@lru_cache(maxsize=256)
 def babel_locale(language: str | None) -> Locale:
+    """Babel's locale for a lead's language tag (English when unknown); parsed once per tag."""
     if language:
         try:
             return Locale.parse(language, sep="-")
@@ -201,3 +209,15 @@ def money(amount: Decimal | str | None, currency: str | None, language: str | No
     if amount is None or currency is None:
         return None
     return format_currency(Decimal(str(amount)), currency, locale=babel_locale(language))
+
+
+def warm_up() -> None:
+    """Per-process work done once at start, not on the first follow-up or preview: compile every
+    predefined template and load the locale data of every catalog language."""
+    for key in template_keys():
+        for language in languages_for(key):
+            template = get_template(key, language)
+            _compiled(template.subject, False)
+            _compiled(template.html, True)
+            _compiled(template.text, False)
+            money(Decimal("1"), "EUR", language)
