@@ -106,6 +106,9 @@ class AccountSettingsUpdate(BaseModel):
     @field_validator("sender_name")
     @classmethod
     def _sender_name(cls, value: str | None) -> str | None:
+        # It becomes the From header of every follow-up: a line break would end the header.
+        if value is not None and any(c in value for c in "\r\n"):
+            raise ValueError("must be a single line (no line breaks)")
         return _no_nul(value)
 
     @field_validator("default_currency")

@@ -13,7 +13,7 @@ from leadflow.api.health import router as health_router
 from leadflow.api.integrations import router as integrations_router
 from leadflow.api.leads import router as leads_router
 from leadflow.api.links import router as links_router
-from leadflow.api.middleware import RefuseNulPaths
+from leadflow.api.middleware import RefuseNul, install_outage_handler
 from leadflow.api.notifications import router as notifications_router
 from leadflow.api.openapi import install_openapi
 from leadflow.api.platform_webhooks import router as platform_webhooks_router
@@ -38,7 +38,8 @@ ROUTERS = (
 def install_api(app: FastAPI) -> None:
     """Error handlers, middleware, every route and the OpenAPI document."""
     install_error_handlers(app)
-    app.add_middleware(RefuseNulPaths)
+    install_outage_handler(app)
+    app.add_middleware(RefuseNul)
     for router in ROUTERS:
         app.include_router(router)
     install_openapi(app)

@@ -1,22 +1,157 @@
-"""ASGI middleware of the HTTP API."""
+"""ASGI middleware and error handling of the HTTP API."""
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qsl
 
-from leadflow.kit.errors import NotFound, problem_response
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from leadflow.kit.db import is_unavailable
+from leadflow.kit.errors import (
+    AppError,
+    FieldProblem,
+    NotFound,
+    problem_response,
+    validation_problem,
+)
+
+log = logging.getLogger("leadflow.api")
+
+# How long clients are asked to wait while the database is away.
+RETRY_AFTER_SECONDS = 5
+NUL = "\x00"
+NOT_STORABLE = "must not contain NUL characters"
+# JSON bodies up to this size are checked here; larger ones are refused or streamed by their
+# routes (webhook intake checks its own bodies while it reads them, with its own limit).
+MAX_CHECKED_BODY = 1024 * 1024
 
 
-class RefuseNulPaths:
-    """A NUL byte can never name anything here (PostgreSQL cannot even store it): answer 404
-    before any route tries to look it up."""
+class RefuseNul:
+    """NUL (U+0000) can never be stored (PostgreSQL text cannot hold it), so it is refused at
+    the edge for every input rather than route by route: in a path it names nothing (404); in
+    a query parameter or a JSON body field it is a 422 naming the parameter or field."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and "\x00" in scope.get("path", ""):
-            response = problem_response(NotFound())
-            await response(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        if NUL in scope.get("path", ""):
+            await problem_response(NotFound())(scope, receive, send)
+            return
+        query = scope.get("query_string", b"").decode("latin-1")
+        names = sorted(
+            {
+                name
+                for name, value in parse_qsl(query, keep_blank_values=True)
+                if NUL in name + value
+            }
+        )
+        if names:
+            await _refuse(names, scope, receive, send)
+            return
+        if not _json_body_to_check(scope):
+            await self.app(scope, receive, send)
+            return
+        body, more = await _read(receive)
+        if b"\\u0000" in body:
+            fields = sorted(set(_nul_fields(body)))
+            if fields:
+                await _refuse(fields, scope, receive, send)
+                return
+        await self.app(scope, _replay(body, more, receive), send)
+
+
+def _json_body_to_check(scope: Scope) -> bool:
+    if scope["method"] not in ("POST", "PUT", "PATCH") or scope["path"].startswith("/v1/webhooks/"):
+        return False
+    headers = dict(scope["headers"])
+    length = headers.get(b"content-length", b"")
+    kind = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+    return kind.endswith(b"json") and length.isdigit() and int(length) <= MAX_CHECKED_BODY
+
+
+async def _read(receive: Receive) -> tuple[bytes, bool]:
+    """The body (within its declared length), and whether the client sent more after it."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), True
+        chunks.append(message.get("body", b""))
+        size += len(chunks[-1])
+        if not message.get("more_body", False) or size > MAX_CHECKED_BODY:
+            return b"".join(chunks), bool(message.get("more_body", False))
+
+
+def _replay(body: bytes, more: bool, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": more}
+        return await receive()
+
+    return replay
+
+
+def _nul_fields(body: bytes) -> Iterator[str]:
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return  # not JSON: the route answers that
+    yield from _walk(data, "")
+
+
+def _walk(value: Any, path: str) -> Iterator[str]:
+    if isinstance(value, str):
+        if NUL in value:
+            yield path or "body"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if NUL in str(key):
+                yield where
+            yield from _walk(item, where)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _walk(item, f"{path}.{index}" if path else str(index))
+
+
+async def _refuse(fields: list[str], scope: Scope, receive: Receive, send: Send) -> None:
+    problems = [FieldProblem(field=name, message=NOT_STORABLE) for name in fields]
+    await problem_response(validation_problem(problems))(scope, receive, send)
+
+
+def install_outage_handler(app: FastAPI) -> None:
+    """A database that is away answers 503 with Retry-After (platforms and clients retry) and
+    one log line, not a 500 with a traceback per request; the keep-alive connection stays
+    usable, and the pool reconnects by itself once the database is back."""
+
+    async def handle(_: Request, exc: Exception) -> JSONResponse:
+        if is_unavailable(exc):
+            log.warning("database unavailable: %s", type(exc).__name__)
+            unavailable = AppError(
+                503,
+                "database_unavailable",
+                "The database is unavailable; retry later.",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+            return problem_response(unavailable)
+        log.error("database error", exc_info=exc)
+        return problem_response(AppError(500, "internal_error", "An unexpected error occurred."))
+
+    app.add_exception_handler(SQLAlchemyError, handle)
+    app.add_exception_handler(OSError, handle)

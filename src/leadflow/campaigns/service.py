@@ -21,7 +21,7 @@ from leadflow.campaigns.errors import (
 from leadflow.campaigns.schemas import CampaignIn, CampaignUpdate, StepIn, VariantIn, VariantUpdate
 from leadflow.kit.db import get_owned
 from leadflow.kit.durations import format_duration, parse_duration
-from leadflow.kit.errors import AppError, FieldProblem, field_error, not_found
+from leadflow.kit.errors import AppError, FieldProblem, field_error, not_found, validation_problem
 from leadflow.kit.ids import new_id
 from leadflow.kit.pagination import keyset_page
 from leadflow.models.accounts import Account
@@ -103,7 +103,7 @@ def _stored_steps(steps: list[StepIn]) -> list[dict[str, Any]]:
 
 
 def _invalid(problems: list[FieldProblem]) -> AppError:
-    return AppError(422, "validation_error", "The request has invalid fields.", errors=problems)
+    return validation_problem(problems)
 
 
 async def _check_name_free(

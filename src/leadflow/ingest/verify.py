@@ -14,7 +14,7 @@ from leadflow.ingest.errors import (
     PayloadTooLarge,
     TimestampOutOfTolerance,
 )
-from leadflow.kit.errors import AppError, FieldProblem
+from leadflow.kit.errors import FieldProblem, field_error, validation_problem
 from leadflow.kit.signing import signature_matches
 
 
@@ -32,6 +32,10 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise too_large
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+# The longest webhook-id that can be stored (events.external_id).
+MAX_MESSAGE_ID = 255
 
 
 def _unauthorized(detail: str) -> InvalidSignature:
@@ -63,6 +67,8 @@ def verify_standard_webhook(
         )
     if not signature_matches(secrets, msg_id, sent_at, body, signature):
         raise _unauthorized("No signature in webhook-signature matches the account's secret.")
+    if len(msg_id) > MAX_MESSAGE_ID:  # it is stored as the event's idempotency key
+        raise field_error("webhook-id", f"at most {MAX_MESSAGE_ID} characters")
 
 
 # Deeper JSON is refused: it would exhaust the recursion limit when parsed or stored.
@@ -119,7 +125,7 @@ def _check_storable(data: Any) -> None:
                 stack.append((item, f"{path}.{key}" if path else key, depth + 1))
     if problems:
         problems.reverse()  # document order, as far as a depth-first walk allows
-        raise AppError(422, "validation_error", "The request has invalid fields.", errors=problems)
+        raise validation_problem(problems)
 
 
 _UNSTORABLE = "must not contain U+0000 or unpaired surrogates"

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from sqlalchemy import JSON, DateTime, MetaData, Numeric, event, select
+from sqlalchemy import exc as sqlalchemy_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
@@ -181,6 +182,29 @@ class Database:
 
 
 _RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
+
+
+# SQLSTATE classes meaning the server is away, not that the statement is wrong: connection
+# exceptions (08xxx), and shutdown / cannot connect now (57P01-57P03).
+_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """The database cannot be reached or went away mid-request: try again later, not a bug."""
+    if isinstance(exc, OSError | TimeoutError | sqlalchemy_exc.TimeoutError):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    orig = exc.orig
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or ""
+    if code.startswith(_UNAVAILABLE_SQLSTATES):
+        return True
+    # asyncpg reports a dropped connection as ConnectionDoesNotExistError or an
+    # InterfaceError "connection is closed", wrapped by SQLAlchemy's adapter.
+    cause = getattr(orig, "__cause__", None) or orig
+    return isinstance(cause, OSError | TimeoutError) or "connection" in type(cause).__name__.lower()
 
 
 def is_retryable(exc: BaseException) -> bool:

@@ -141,9 +141,14 @@ def problems_from_validation(
     return out
 
 
+def validation_problem(problems: Sequence[FieldProblem]) -> AppError:
+    """The 422 for invalid fields, each named in ``errors``."""
+    return AppError(422, "validation_error", "The request has invalid fields.", errors=problems)
+
+
 def validation_error(exc: ValidationError, *, prefix: str = "") -> AppError:
     problems = problems_from_validation(exc.errors(), prefix=prefix, strip_source=False)
-    return AppError(422, "validation_error", "The request has invalid fields.", errors=problems)
+    return validation_problem(problems)
 
 
 def problem_response(error: AppError) -> JSONResponse:
@@ -177,9 +182,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         problems = problems_from_validation(exc.errors())
-        return problem_response(
-            AppError(422, "validation_error", "The request has invalid fields.", errors=problems)
-        )
+        return problem_response(validation_problem(problems))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

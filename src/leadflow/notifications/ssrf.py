@@ -52,6 +52,8 @@ async def resolve(host: str, port: int) -> list[str]:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise UnsafeUrl(f"cannot resolve {host!r}: {exc.strerror}") from None
+    except UnicodeError:  # a DNS label that is empty or longer than 63 characters
+        raise UnsafeUrl(f"{host!r} is not a valid host name") from None
     return sorted({str(info[4][0]) for info in infos})
 
 
@@ -63,6 +65,10 @@ async def check_url(url: str, *, allow_private: bool) -> None:
         raise UnsafeUrl("must be an absolute https:// URL")
     if parts.username or parts.password:
         raise UnsafeUrl("must not contain credentials")
+    try:
+        parts.hostname.encode("idna")  # empty labels, labels over 63 characters
+    except UnicodeError:
+        raise UnsafeUrl(f"{parts.hostname!r} is not a valid host name") from None
     if allow_private:
         return
     if parts.scheme != "https":
