@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     stats_stream_interval_seconds: float = Field(default=2.0, gt=0)
     stats_stream_heartbeat_seconds: float = Field(default=15.0, gt=0)
     ab_eval_interval_seconds: float = Field(default=60.0, gt=0)
+    # On SIGTERM the worker stops taking work and lets what is in flight finish this long.
+    shutdown_grace_seconds: float = Field(default=30.0, ge=0)
     shopify_abandon_after_minutes: int = Field(default=60, ge=1, le=60 * 24 * 30)
     db_pool_size: int = Field(default=10, ge=1)
     environment: str = "development"

@@ -65,6 +65,7 @@ class StopReason(StrEnum):
     VARIANT_REMOVED = "variant_removed"
     SEND_FAILED = "send_failed"
     TEMPLATE_ERROR = "template_error"
+    INVALID_SENDER = "invalid_sender"
     SMTP_REJECTED = "smtp_rejected"
     SMTP_UNAVAILABLE = "smtp_unavailable"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable
 
@@ -47,6 +48,7 @@ class Worker:
             job.name: (job.run, type(job).interval(settings)) for job in self.running
         }
         self.scheduler: AsyncIOScheduler | None = None
+        self._runs: set[asyncio.Task[None]] = set()  # job runs in progress
 
     def start(self) -> None:
         if self.db.dialect == "sqlite":
@@ -71,17 +73,37 @@ class Worker:
 
     async def _run(self, name: str) -> None:
         run, _every = self.jobs[name]
+        task = asyncio.current_task()
+        if task is not None:
+            self._runs.add(task)
         try:
             await run()
         except Exception:
             log.exception("job %s failed; it runs again at the next tick", name)
+        finally:
+            self._runs.discard(task)
 
     def shutdown(self) -> None:
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         self.scheduler = None
 
-    async def aclose(self) -> None:
+    async def aclose(self, grace: float | None = None) -> None:
+        """Stop: no new ticks, jobs take no new work, what is in flight gets ``grace`` seconds
+        (``LEADFLOW_SHUTDOWN_GRACE_SECONDS``) to finish, then is cancelled."""
+        if self.scheduler is not None and self.scheduler.running:
+            # Paused, not shut down yet: shutting down cancels the runs in progress.
+            self.scheduler.pause()
+        for job in self.running:
+            job.stop()
+        grace = self.settings.shutdown_grace_seconds if grace is None else grace
+        in_flight = [*self._runs, *(asyncio.ensure_future(job.drain()) for job in self.running)]
+        _done, late = await asyncio.wait(in_flight, timeout=grace) if in_flight else ((), ())
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+        if late:
+            log.warning("shutdown: %d job run(s) cut off after %.0f s", len(late), grace)
         self.shutdown()
         for job in self.running:
             await job.aclose()
@@ -104,8 +126,16 @@ async def run_worker(settings: Settings) -> None:
     worker = build_worker(settings, db)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if stop.is_set():  # a second signal: exit at once
+            log.warning("second signal: exiting without waiting")
+            os._exit(1)
+        log.info("stopping: finishing the work in flight (a second signal exits at once)")
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     worker.start()
     try:
         await stop.wait()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -231,7 +232,12 @@ class AbandonReport:
 
 
 async def abandon_due_checkouts(
-    db: Database, clock: Clock, attribution_window: dt.timedelta, *, limit: int = 1000
+    db: Database,
+    clock: Clock,
+    attribution_window: dt.timedelta,
+    *,
+    limit: int = 1000,
+    stopping: Callable[[], bool] = lambda: False,
 ) -> AbandonReport:
     """One worker tick: turn up to ``limit`` due pending checkouts into abandoned-checkout
     leads, each in its own transaction."""
@@ -266,6 +272,8 @@ async def abandon_due_checkouts(
         return await _abandon(session, row, now, attribution_window)
 
     for _ in range(limit):
+        if stopping():  # shutting down: the next tick (of any worker) takes the rest
+            break
         try:
             outcome = await db.transaction(work)
         except Exception:

@@ -39,5 +39,11 @@ class Job:
     async def run(self) -> None:
         raise NotImplementedError
 
+    def stop(self) -> None:
+        """Shutting down: take no new work; what is in flight may finish."""
+
+    async def drain(self) -> None:
+        """Wait for work the job started outside its runs (the worker bounds the wait)."""
+
     async def aclose(self) -> None:
         """Release what the job holds (clients, running tasks) at shutdown."""

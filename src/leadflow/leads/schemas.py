@@ -63,7 +63,10 @@ class SequenceOut(BaseModel):
     variant_id: str
     state: str = Field(description="`active`, `completed` or `stopped`.")
     stop_reason: str | None = Field(
-        description="e.g. `converted`, `suppressed`, `campaign_archived`, `smtp_rejected`."
+        description=(
+            "e.g. `converted`, `suppressed`, `campaign_archived`, `smtp_rejected`, "
+            "`invalid_sender`."
+        )
     )
     next_step: int | None = Field(description="The step waiting to go out (active only).")
     next_due_at: dt.datetime | None

@@ -51,10 +51,18 @@ class Dispatcher:
         self.clock = clock
         self.transport = transport
         self.lease = dt.timedelta(seconds=settings.dispatch_lease_seconds)
+        self.stopping = False
+
+    def stop(self) -> None:
+        """Shutting down: claim nothing more, and give back claims not yet being sent; the sends
+        already in flight finish."""
+        self.stopping = True
 
     async def run_once(self) -> DispatchReport:
         """One tick: claim a batch of due enrollments and process each of them."""
         report = DispatchReport()
+        if self.stopping:
+            return report
         token = secrets.token_hex(16)
         claimed = await self._claim(token)
         report.claimed = len(claimed)
@@ -62,6 +70,10 @@ class Dispatcher:
 
         async def guarded(enrollment_id: str) -> None:
             async with limit:
+                if self.stopping:  # another worker takes it at once, not after the lease
+                    report.released += 1
+                    await self._release(enrollment_id, token)
+                    return
                 try:
                     await self._process(enrollment_id, token, report)
                 except Exception as exc:  # one bad enrollment must not stop the batch
@@ -316,21 +328,36 @@ class Dispatcher:
                 stored, lead_context(base, account, lead, message.id), lead.language
             )
         except Exception as exc:  # a template that broke after it was saved
-            message.status = MessageStatus.FAILED
-            message.last_error = f"template error: {exc}"
-            stop(enrollment, StopReason.TEMPLATE_ERROR, now)
-            report.failed += 1
-            await events.followup_failed(session, message, message.last_error, now)
+            await self._fail(
+                session,
+                message,
+                enrollment,
+                StopReason.TEMPLATE_ERROR,
+                f"template error: {exc}",
+                now,
+                report,
+            )
             return None
-        from_header = sender(account, self.settings.mail_from)
-        email = build_email(
-            rendered=rendered,
-            from_header=from_header,
-            to=lead.email,
-            message_id=message.id,
-            list_unsubscribe=unsubscribe_url(base, account, lead),
-            now=now,
-        )
+        try:
+            email = build_email(
+                rendered=rendered,
+                from_header=sender(account, self.settings.mail_from),
+                to=lead.email,
+                message_id=message.id,
+                list_unsubscribe=unsubscribe_url(base, account, lead),
+                now=now,
+            )
+        except ValueError as exc:  # the account's sender cannot make a header (stored earlier)
+            await self._fail(
+                session,
+                message,
+                enrollment,
+                StopReason.INVALID_SENDER,
+                f"invalid sender (fix it in the settings): {exc}",
+                now,
+                report,
+            )
+            return None
         message.subject = rendered.subject
         message.message_id_header = str(email["Message-ID"])
         next_delay = (
@@ -346,6 +373,24 @@ class Dispatcher:
             next_delay=next_delay,
             email=email,
         )
+
+    async def _fail(
+        self,
+        session: AsyncSession,
+        message: Message,
+        enrollment: Enrollment,
+        reason: StopReason,
+        error: str,
+        now: dt.datetime,
+        report: DispatchReport,
+    ) -> None:
+        """A failure of the merchant's configuration: never retried; the merchant sees why in
+        the lead's sequence and in a ``followup.failed`` notification."""
+        message.status = MessageStatus.FAILED
+        message.last_error = error[:2000]
+        stop(enrollment, reason, now)
+        report.failed += 1
+        await events.followup_failed(session, message, message.last_error, now)
 
     def _advance(
         self, enrollment: Enrollment, variant: Variant, sent_at: dt.datetime, report: DispatchReport

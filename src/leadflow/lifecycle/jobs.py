@@ -22,6 +22,9 @@ class DispatchJob(Job):
     def interval(cls, settings: Settings) -> float:
         return settings.dispatch_interval_seconds
 
+    def stop(self) -> None:
+        self.dispatcher.stop()
+
     async def run(self) -> None:
         report = await self.dispatcher.run_once()
         if report.claimed:

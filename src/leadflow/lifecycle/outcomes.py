@@ -31,6 +31,7 @@ class DispatchReport:
     stopped: int = 0
     completed: int = 0
     skipped: int = 0
+    released: int = 0  # claims given back unprocessed at shutdown
     errors: list[str] = field(default_factory=list)
 
 

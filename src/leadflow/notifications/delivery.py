@@ -122,6 +122,10 @@ class Notifier:
         finally:
             self._busy.discard(endpoint_id)
 
+    async def drain(self) -> None:
+        """Wait for the deliveries already started (the caller bounds the wait)."""
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
     async def aclose(self) -> None:
         for task in list(self._tasks):
             task.cancel()

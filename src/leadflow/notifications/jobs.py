@@ -21,6 +21,9 @@ class IlnJob(Job):
     async def run(self) -> None:
         await self.notifier.tick()
 
+    async def drain(self) -> None:
+        await self.notifier.drain()
+
     async def aclose(self) -> None:
         await self.notifier.aclose()
 
