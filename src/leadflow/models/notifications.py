@@ -55,6 +55,10 @@ class IlnDelivery(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
     status: Mapped[str] = mapped_column(String(16))  # pending, delivered, failed
     attempts: Mapped[int] = mapped_column(default=0)
+    # Failures that followed the retry schedule (a receiver's Retry-After uses none), and the
+    # end of the retry horizon, set at the first failure (and again after a redelivery).
+    schedule_step: Mapped[int] = mapped_column(default=0, server_default="0")
+    retry_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     last_status_code: Mapped[int | None]
     last_error: Mapped[str | None] = mapped_column(Text)

@@ -212,11 +212,23 @@ class Notifier:
             retry_after = parse_retry_after(response.headers.get("retry-after"), now)
         return Outcome(response.status_code, error, retry_after)
 
-    def _next_delay(self, attempts: int) -> dt.timedelta | None:
-        """Wait after the ``attempts``-th failure; None once the schedule is used up."""
-        if attempts > len(self.schedule):
+    def _retry_delay(
+        self, delivery: IlnDelivery, retry_after: dt.timedelta | None, now: dt.datetime
+    ) -> dt.timedelta | None:
+        """The wait before the next attempt; None once the delivery has failed for good.
+
+        The schedule is a time horizon (its waits added up, counted from the first failure),
+        not a number of answers: a receiver's Retry-After is honoured without using up a
+        step, as long as it falls within the horizon; past it, the schedule's steps go on.
+        """
+        if delivery.retry_until is None:
+            delivery.retry_until = now + sum(self.schedule, dt.timedelta(0))
+        if retry_after is not None and now + retry_after <= delivery.retry_until:
+            return retry_after
+        delivery.schedule_step += 1
+        if delivery.schedule_step > len(self.schedule):
             return None
-        base = self.schedule[attempts - 1]
+        base = self.schedule[delivery.schedule_step - 1]
         return base * (1 + self.rng.uniform(0, 0.1))  # jitter: up to +10 %
 
     async def _record(
@@ -251,9 +263,7 @@ class Notifier:
                 disabled = True
                 log.warning("endpoint %s answered 410 Gone: disabled", endpoint_id)
             else:
-                delay = self._next_delay(delivery.attempts)
-                if outcome.retry_after is not None and delay is not None:
-                    delay = outcome.retry_after
+                delay = self._retry_delay(delivery, outcome.retry_after, now)
                 if delay is None:
                     delivery.status = DeliveryStatus.FAILED
                     delivery.next_attempt_at = None

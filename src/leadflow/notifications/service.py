@@ -311,6 +311,8 @@ async def redeliver(
         raise DeliveryPending
     delivery.status = DeliveryStatus.PENDING
     delivery.attempts = 0
+    delivery.schedule_step = 0
+    delivery.retry_until = None  # a new horizon from its next failure
     delivery.next_attempt_at = now
     delivery.updated_at = now
     await session.flush()
