@@ -16,13 +16,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
-import uuid
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -31,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import aiosmtplib
 import asyncpg
+from common import create_database, drop_database, dsn, free_port, sqlalchemy_url
 
 from leadflow.config import Settings
 from leadflow.kit.clock import SystemClock
@@ -38,7 +36,6 @@ from leadflow.kit.db import Database
 from leadflow.kit.mail import build_transport
 from leadflow.lifecycle.dispatcher import Dispatcher
 
-ADMIN_DSN = os.environ.get("LEADFLOW_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 POOL = 4
 
 SEED_SQL = [
@@ -65,24 +62,6 @@ SEED_SQL = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def admin(sql: str) -> None:
-    conn = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-def dsn(name: str) -> str:
-    return ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
-
-
 async def setup(name: str) -> tuple[str, str, str]:
     """An account with one active campaign (one predefined step); returns its ids."""
     from leadflow.accounts.service import create_account
@@ -90,7 +69,7 @@ async def setup(name: str) -> tuple[str, str, str]:
     from leadflow.campaigns.service import create_campaign, live_variants
     from leadflow.kit.migrate import upgrade
 
-    db = Database(dsn(name).replace("postgresql://", "postgresql+asyncpg://"))
+    db = Database(sqlalchemy_url(name))
     try:
         await upgrade(db.engine)
         async with db.session() as session:
@@ -164,7 +143,7 @@ async def run_worker(database_url: str, smtp_url: str) -> None:
 
 
 def dispatch(name: str, smtp: str, workers: int) -> float:
-    url = dsn(name).replace("postgresql://", "postgresql+asyncpg://")
+    url = sqlalchemy_url(name)
     cmd = [sys.executable, __file__, "--run-worker", url, f"smtp://{smtp}?starttls=false"]
     start = time.perf_counter()
     procs = [subprocess.Popen(cmd) for _ in range(workers)]
@@ -225,8 +204,7 @@ def main() -> int:
         smtp = f"127.0.0.1:{free_port()}"
         sink = subprocess.Popen(["smtp-sink", "-u", "postfix", smtp, "1000"])
         time.sleep(0.5)
-    name = f"leadflow_bench_{uuid.uuid4().hex[:10]}"
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    name = asyncio.run(create_database())
     results: dict[str, Any] = {"enrollments": args.enrollments, "smtp_connections": POOL}
     try:
         ids = asyncio.run(setup(name))
@@ -248,7 +226,7 @@ def main() -> int:
                 f"duplicates {counts['duplicates']}"
             )
     finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(drop_database(name))
         if sink is not None:
             sink.terminate()
     Path(args.json).write_text(json.dumps(results, indent=2) + "\n")

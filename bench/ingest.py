@@ -44,11 +44,12 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from common import create_database, drop_database, dsn, free_port, sqlalchemy_url
+
 from leadflow.kit.signing import sign
 
 HERE = Path(__file__).resolve().parent
 
-ADMIN_DSN = os.environ.get("LEADFLOW_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 THREADS = 2
 
 WRK_SCRIPT = r"""
@@ -87,12 +88,6 @@ function done(summary, latency, requests)
     latency:percentile(50), latency:percentile(99)))
 end
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def event(i: int, now: dt.datetime) -> dict[str, Any]:
@@ -177,28 +172,6 @@ def run_wrk(
         "p50_ms": p50 / 1000,
         "p99_ms": p99 / 1000,
     }
-
-
-async def create_database() -> str:
-    name = f"leadflow_bench_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return name
-
-
-async def drop_database(name: str) -> None:
-    conn = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
-def dsn(name: str) -> str:
-    return ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
 
 
 def setup_account(env: dict[str, str], base_url: str) -> dict[str, str]:
@@ -292,7 +265,7 @@ def main() -> int:
     try:
         env = {
             **os.environ,
-            "LEADFLOW_DATABASE_URL": dsn(name).replace("postgresql://", "postgresql+asyncpg://"),
+            "LEADFLOW_DATABASE_URL": sqlalchemy_url(name),
             "LEADFLOW_ILN_ALLOW_PRIVATE": "true",
             "LEADFLOW_MAX_BATCH_EVENTS": str(max(1000, args.batch_size)),
             "LEADFLOW_MAX_BODY_BYTES": str(64 * 1024 * 1024),
