@@ -12,7 +12,7 @@ from leadflow.api.deps import ClockDep, CurrentAccount, SessionDep
 from leadflow.kit.errors import error_responses
 from leadflow.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from leadflow.lifecycle import tracking
-from leadflow.lifecycle.tracking import SuppressionIn, SuppressionOut
+from leadflow.lifecycle.schemas import SuppressionIn, SuppressionOut
 
 router = APIRouter()
 _NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}

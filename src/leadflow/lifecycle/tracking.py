@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,6 +14,7 @@ from leadflow.kit.db import insert_for
 from leadflow.kit.errors import NotFound, not_found
 from leadflow.kit.ids import new_id
 from leadflow.kit.pagination import Page, keyset_page
+from leadflow.lifecycle.schemas import SuppressionIn, SuppressionOut, suppression_view
 from leadflow.lifecycle.sequence import stop_active
 from leadflow.models.accounts import Account
 from leadflow.models.enrollments import Enrollment, Message
@@ -23,28 +23,6 @@ from leadflow.models.tracking import Suppression, Visit
 from leadflow.notifications import events
 from leadflow.templates.tokens import CLICK, UNSUBSCRIBE, read_token, verify_token
 from leadflow.vocabulary import LeadStatus, StopReason, SuppressionReason
-
-
-class SuppressionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    email: EmailStr
-    reason: str = Field(default="manual", pattern=r"^(manual|bounced|complaint|unsubscribed)$")
-
-
-class SuppressionOut(BaseModel):
-    id: str
-    email: str
-    reason: str
-    created_at: dt.datetime
-
-
-def suppression_view(row: Suppression) -> SuppressionOut:
-    return SuppressionOut(
-        id=row.id,
-        email=row.email,
-        reason=row.reason,
-        created_at=row.created_at,
-    )
 
 
 async def suppress(
