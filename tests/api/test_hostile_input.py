@@ -65,3 +65,31 @@ async def test_line_breaks_in_values_that_become_headers_are_refused(client, acc
         assert_problem(response, 422, field=field)
     after = (await client.get("/v1/settings", headers=auth(account))).json()
     assert after == before
+
+
+async def test_nul_in_json_is_refused_whatever_the_framing(client, account):
+    body = b'{"name": "Cart\\u0000 recovery", "source": "abandoned_checkout"}'
+
+    async def chunks():
+        yield body[:20]
+        yield body[20:]
+
+    without_length = await client.post(
+        "/v1/campaigns",
+        headers={**auth(account), "Content-Type": "application/json"},
+        content=chunks(),  # chunked: no Content-Length
+    )
+    assert_problem(without_length, 422, field="name")
+    without_type = await client.post("/v1/campaigns", headers=auth(account), content=body)
+    assert without_type.status_code in (415, 422), without_type.text
+    assert await _count(client, account, "/v1/campaigns") == 0
+
+
+async def test_an_oversized_api_body_is_refused_before_parsing(client, account):
+    body = b'{"name": "x", "description": "' + b"a" * (4 * 1024 * 1024) + b'"}'
+    response = await client.post(
+        "/v1/campaigns",
+        headers={**auth(account), "Content-Type": "application/json"},
+        content=body,
+    )
+    assert_problem(response, 413)

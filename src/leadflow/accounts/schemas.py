@@ -15,13 +15,6 @@ MIN_DELAY_KEYS = tuple(s.value for s in DEFAULT_MIN_DELAYS)
 MAX_MIN_DELAY = dt.timedelta(days=365)
 
 
-def _no_nul(value: str | None) -> str | None:
-    """PostgreSQL text cannot hold NUL characters: refuse them instead of failing to store."""
-    if value is not None and "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
-
-
 class AccountCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200, examples=["Acme Shop"])
@@ -29,7 +22,6 @@ class AccountCreate(BaseModel):
     @field_validator("name")
     @classmethod
     def _strip(cls, value: str) -> str:
-        _no_nul(value)
         if not value.strip():
             raise ValueError("name must not be blank")
         return value.strip()
@@ -109,7 +101,7 @@ class AccountSettingsUpdate(BaseModel):
         # It becomes the From header of every follow-up: a line break would end the header.
         if value is not None and any(c in value for c in "\r\n"):
             raise ValueError("must be a single line (no line breaks)")
-        return _no_nul(value)
+        return value
 
     @field_validator("default_currency")
     @classmethod

@@ -138,13 +138,11 @@ async def set_group_active(
 ) -> LeadGroup:
     """Switch a lead group on or off. An inactive group still captures and counts leads; no
     follow-up goes to its leads."""
-    group = None
-    if "\x00" not in key:  # no key holds one, and PostgreSQL refuses it in a query
-        group = (
-            await session.execute(
-                select(LeadGroup).where(LeadGroup.account_id == account_id, LeadGroup.key == key)
-            )
-        ).scalar_one_or_none()
+    group = (
+        await session.execute(
+            select(LeadGroup).where(LeadGroup.account_id == account_id, LeadGroup.key == key)
+        )
+    ).scalar_one_or_none()
     if group is None:
         raise not_found("lead group")
     group.active = active

@@ -50,8 +50,6 @@ async def list_leads_route(
     cursor: str | None = None,
 ) -> Page[LeadOut]:
     """Newest first, with cursor pagination."""
-    if email is not None and "\x00" in email:
-        raise field_error("email", "must not contain NUL characters")
     filters = service.LeadFilters(
         source_type=source_type.value if source_type else None,
         status=status.value if status else None,

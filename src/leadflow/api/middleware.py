@@ -28,15 +28,15 @@ log = logging.getLogger("leadflow.api")
 RETRY_AFTER_SECONDS = 5
 NUL = "\x00"
 NOT_STORABLE = "must not contain NUL characters"
-# JSON bodies up to this size are checked here; larger ones are refused or streamed by their
-# routes (webhook intake checks its own bodies while it reads them, with its own limit).
-MAX_CHECKED_BODY = 1024 * 1024
+# The largest JSON body the merchant API takes (webhook intake has its own, streamed limit).
+MAX_API_BODY = 4 * 1024 * 1024
 
 
 class RefuseNul:
     """NUL (U+0000) can never be stored (PostgreSQL text cannot hold it), so it is refused at
     the edge for every input rather than route by route: in a path it names nothing (404); in
-    a query parameter or a JSON body field it is a 422 naming the parameter or field."""
+    a query parameter or a JSON body field it is a 422 naming the parameter or field. Webhook
+    intake checks its bodies itself, while it reads them under its own size limit."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -49,59 +49,60 @@ class RefuseNul:
             await problem_response(NotFound())(scope, receive, send)
             return
         query = scope.get("query_string", b"").decode("latin-1")
-        names = sorted(
-            {
-                name
-                for name, value in parse_qsl(query, keep_blank_values=True)
-                if NUL in name + value
-            }
-        )
+        pairs = parse_qsl(query, keep_blank_values=True)
+        names = sorted({name for name, value in pairs if NUL in name + value})
         if names:
             await _refuse(names, scope, receive, send)
             return
-        if not _json_body_to_check(scope):
+        if not _json_body(scope):
             await self.app(scope, receive, send)
             return
-        body, more = await _read(receive)
-        if b"\\u0000" in body:
-            fields = sorted(set(_nul_fields(body)))
-            if fields:
-                await _refuse(fields, scope, receive, send)
-                return
-        await self.app(scope, _replay(body, more, receive), send)
+        body = await _read(receive, MAX_API_BODY)
+        if body is None:
+            too_large = AppError(
+                413, "payload_too_large", f"The body exceeds the {MAX_API_BODY}-byte limit."
+            )
+            await problem_response(too_large)(scope, receive, send)
+            return
+        # A NUL can only be written \u0000 in JSON: parse only the bodies that contain it.
+        fields = sorted(set(_nul_fields(body))) if b"\\u0000" in body else []
+        if fields:
+            await _refuse(fields, scope, receive, send)
+            return
+        await self.app(scope, _replay(body, receive), send)
 
 
-def _json_body_to_check(scope: Scope) -> bool:
+def _json_body(scope: Scope) -> bool:
     if scope["method"] not in ("POST", "PUT", "PATCH") or scope["path"].startswith("/v1/webhooks/"):
         return False
-    headers = dict(scope["headers"])
-    length = headers.get(b"content-length", b"")
-    kind = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-    return kind.endswith(b"json") and length.isdigit() and int(length) <= MAX_CHECKED_BODY
+    kind = dict(scope["headers"]).get(b"content-type", b"").split(b";")[0].strip().lower()
+    return kind.endswith(b"json")
 
 
-async def _read(receive: Receive) -> tuple[bytes, bool]:
-    """The body (within its declared length), and whether the client sent more after it."""
+async def _read(receive: Receive, limit: int) -> bytes | None:
+    """The whole body, or None once it grows past ``limit`` bytes."""
     chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
-        if message["type"] != "http.request":
-            return b"".join(chunks), True
+        if message["type"] != "http.request":  # the client went away: nothing to check
+            return b"".join(chunks)
         chunks.append(message.get("body", b""))
         size += len(chunks[-1])
-        if not message.get("more_body", False) or size > MAX_CHECKED_BODY:
-            return b"".join(chunks), bool(message.get("more_body", False))
+        if size > limit:
+            return None
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
-def _replay(body: bytes, more: bool, receive: Receive) -> Receive:
+def _replay(body: bytes, receive: Receive) -> Receive:
     sent = False
 
     async def replay() -> Message:
         nonlocal sent
         if not sent:
             sent = True
-            return {"type": "http.request", "body": body, "more_body": more}
+            return {"type": "http.request", "body": body, "more_body": False}
         return await receive()
 
     return replay
