@@ -1,12 +1,15 @@
-"""Stats at scale: one campaign with 1,000,000 follow-ups and 100,000 conversions on PostgreSQL.
+"""Stats at scale: one A/B campaign with 1,000,000 enrollments, 1,000,000 follow-ups, 100,000
+checkout visitors and 100,000 conversions on PostgreSQL.
 
     python bench/stats_bench.py [--messages 1000000] [--conversions 100000] [--requests 50]
+                                [--enrollments MESSAGES] [--visits CONVERSIONS]
 
 Creates a throwaway database on LEADFLOW_BENCH_PG_DSN (default
 postgresql://postgres@127.0.0.1:5432/postgres), fills it with generate_series, builds the
-hourly counters the way the worker maintains them, then times the stats endpoints through
-the real app (ASGI, no network) and, for comparison, the same figures aggregated straight
-from the messages and conversions tables. Prints p50 / p95 / max in milliseconds.
+hourly counters and the A/B counters the way the worker and the enrolling transactions
+maintain them, then times the stats and A/B endpoints through the real app (ASGI, no network)
+and, for comparison, the same figures aggregated straight from the raw tables. Prints
+p50 / p95 / max in milliseconds.
 """
 
 from __future__ import annotations
@@ -33,6 +36,22 @@ from leadflow.config import Settings
 from leadflow.kit.clock import ManualClock
 from leadflow.kit.db import Database
 from leadflow.kit.migrate import upgrade
+from leadflow.kit.secrets import Keyring, generate_key, use_keyring
+
+# The statement the migration that introduced the A/B counters fills them with.
+CARRY_OVER = """
+INSERT INTO ab_test_counters
+    (campaign_id, variant_id, shard, account_id, leads_assigned, visitors)
+SELECT campaign_id, variant_id, 0, max(account_id), sum(assigned), sum(visitors)
+FROM (
+    SELECT campaign_id, variant_id, account_id, count(*) AS assigned, 0 AS visitors
+    FROM enrollments GROUP BY campaign_id, variant_id, account_id
+    UNION ALL
+    SELECT campaign_id, variant_id, account_id, 0 AS assigned, count(*) AS visitors
+    FROM visits GROUP BY campaign_id, variant_id, account_id
+) AS counted
+GROUP BY campaign_id, variant_id
+"""
 
 ADMIN_DSN = os.environ.get("LEADFLOW_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -48,7 +67,7 @@ SEED_SQL = [
        SELECT 'var_' || v, :acc, 'cmp_bench', v, 1,
               '[{"delay_seconds": 3600, "template": "abandoned_checkout/1"}]', now(), now()
        FROM unnest(ARRAY['A', 'B']) AS v""",
-    # one lead and enrollment per three messages (steps 1-3)
+    # one lead and enrollment each (the first third of them got follow-ups 1-3)
     """INSERT INTO leads (id, account_id, source_type, reference, status, email, products, attributes,
            captured_at, last_event_at, created_at, updated_at)
        SELECT 'lead_' || i, :acc, 'abandoned_checkout', 'ref_' || i, 'open',
@@ -81,6 +100,13 @@ SEED_SQL = [
               timestamptz :start + ((i::bigint * 104729) % (:days * 24 * 60)) * interval '1 minute'
        FROM generate_series(1, :conversions) AS i""",
     # the counters the dispatcher and conversion crediting keep up to date as they go
+    # unique checkout visitors, each through its lead's first follow-up
+    """INSERT INTO visits (id, account_id, lead_id, campaign_id, variant_id, message_id, step,
+           clicks, first_at, last_at)
+       SELECT 'vis_' || i, :acc, 'lead_' || i, 'cmp_bench',
+              CASE WHEN i % 2 = 0 THEN 'var_A' ELSE 'var_B' END, 'msg_' || (i * 3 - 2), 1, 1,
+              now(), now()
+       FROM generate_series(1, :visits) AS i""",
     """INSERT INTO stats_counters (account_id, campaign_id, variant_id, step, hour, currency,
            followups_sent, leads_targeted, conversions, revenue)
        SELECT account_id, campaign_id, variant_id, step, date_trunc('hour', sent_at), '',
@@ -91,6 +117,8 @@ SEED_SQL = [
        SELECT account_id, campaign_id, variant_id, step, date_trunc('hour', converted_at), currency,
               0, 0, count(*), sum(amount)
        FROM conversions GROUP BY 1, 2, 3, 4, 5, 6""",
+    # the A/B counters the enrolling and visit-recording transactions keep
+    CARRY_OVER,
     "ANALYZE",
 ]
 
@@ -99,6 +127,13 @@ SELECT m.step, count(*), count(*) FILTER (WHERE m.step = 1)
 FROM messages m WHERE m.account_id = :acc AND m.status IN ('sent', 'unknown')
   AND m.sent_at >= :start AND m.sent_at < :end GROUP BY m.step;
 """
+# What GET /v1/campaigns/{id}/ab-test used to count per request.
+DIRECT_AB_SQL = [
+    "SELECT variant_id, count(*) FROM enrollments WHERE campaign_id = 'cmp_bench' GROUP BY 1",
+    "SELECT variant_id, count(*) FROM visits WHERE campaign_id = 'cmp_bench' GROUP BY 1",
+    """SELECT variant_id, currency, count(*), sum(amount) FROM conversions
+       WHERE campaign_id = 'cmp_bench' GROUP BY 1, 2""",
+]
 DIRECT_CONVERSIONS_SQL = """
 SELECT step, currency, count(*), sum(amount) FROM conversions
 WHERE account_id = :acc AND campaign_id IS NOT NULL AND converted_at >= :start
@@ -128,7 +163,14 @@ async def main() -> None:
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--conversions", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=50)
+    parser.add_argument("--enrollments", type=int, help="default: as many as --messages")
+    parser.add_argument("--visits", type=int, help="default: as many as --conversions")
     args = parser.parse_args()
+    args.enrollments = max(args.enrollments or args.messages, (args.messages + 2) // 3)
+    args.visits = min(args.visits or args.conversions, (args.messages + 2) // 3)
+    # The envelope key of the secrets at rest, for this process and the app it builds.
+    os.environ.setdefault("LEADFLOW_SECRET_KEY", generate_key())
+    use_keyring(Keyring.from_text(os.environ["LEADFLOW_SECRET_KEY"]))
 
     name = f"leadflow_bench_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(ADMIN_DSN)
@@ -147,7 +189,8 @@ async def main() -> None:
             "days": DAYS,
             "messages": args.messages,
             "conversions": args.conversions,
-            "leads": (args.messages + 2) // 3,
+            "leads": args.enrollments,
+            "visits": args.visits,
         }
         began = time.perf_counter()
         async with db.engine.begin() as conn:
@@ -156,7 +199,8 @@ async def main() -> None:
                 statement = text(sql.replace("timestamptz :start", "CAST(:start AS timestamptz)"))
                 await conn.execute(statement, used)
         print(
-            f"seeded {args.messages:,} messages, {args.conversions:,} conversions "
+            f"seeded {args.enrollments:,} enrollments, {args.messages:,} messages, "
+            f"{args.visits:,} visits, {args.conversions:,} conversions "
             f"in {time.perf_counter() - began:.1f} s"
         )
 
@@ -180,6 +224,10 @@ async def main() -> None:
             async def ab_test() -> None:
                 r = await client.get("/v1/campaigns/cmp_bench/ab-test", headers=headers)
                 assert r.status_code == 200, r.text
+                variants = r.json()["variants"]
+                assert sum(v["leads_assigned"] for v in variants) == args.enrollments
+                assert sum(v["unique_visitors"] for v in variants) == args.visits
+                assert sum(v["conversions"] for v in variants) == args.conversions
 
             await overall()  # warm-up
             print(
@@ -188,8 +236,9 @@ async def main() -> None:
             print(
                 f"GET /v1/campaigns/{{id}}/stats             {summary(await timed(args.requests, per_campaign))}"
             )
+            await ab_test()  # warm-up
             print(
-                f"GET /v1/campaigns/{{id}}/ab-test           {summary(await timed(max(5, args.requests // 5), ab_test))}"
+                f"GET /v1/campaigns/{{id}}/ab-test           {summary(await timed(args.requests, ab_test))}"
             )
 
         async def direct() -> None:
@@ -200,6 +249,15 @@ async def main() -> None:
 
         print(
             f"same totals scanned from raw tables      {summary(await timed(max(5, args.requests // 5), direct))}"
+        )
+
+        async def direct_ab() -> None:
+            async with db.engine.connect() as conn:
+                for sql in DIRECT_AB_SQL:
+                    await conn.execute(text(sql))
+
+        print(
+            f"A/B figures scanned from raw tables      {summary(await timed(max(5, args.requests // 5), direct_ab))}"
         )
     finally:
         await db.dispose()

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 
 from leadflow.config import Settings
 from leadflow.kit.db import create_engine
+from leadflow.kit.migrate import migrating
 from leadflow.models import Base
 
 config = context.config
@@ -41,7 +42,7 @@ def _run_sync(connection: Connection) -> None:
 async def _run_async() -> None:
     engine = create_engine(_url())
     try:
-        async with engine.connect() as connection:
+        async with migrating(engine) as connection:
             await connection.run_sync(_run_sync)
     finally:
         await engine.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,18 +15,24 @@ from leadflow.config import Settings
 from leadflow.kit.clock import ManualClock
 from leadflow.kit.db import Database
 from leadflow.kit.migrate import upgrade
+from leadflow.kit.secrets import Keyring, use_keyring
 from leadflow.models import Base
 from tests.support.api import (
     ADMIN_TOKEN,
     BASE_URL,
     SMALL_BATCH_LIMIT,
     SMALL_BODY_LIMIT,
+    TEST_SECRET_KEY,
     app_client,
     make_account,
 )
 from tests.support.database import create_pg_database, drop_pg_database, pg_or_skip, pg_url
 
 pytest_plugins = ["tests.fixtures.mail"]
+
+# The envelope key of the secrets at rest, for every app, worker and subprocess of the tests.
+os.environ.setdefault("LEADFLOW_SECRET_KEY", TEST_SECRET_KEY)
+use_keyring(Keyring.from_text(os.environ["LEADFLOW_SECRET_KEY"]))
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])

@@ -15,7 +15,8 @@ from leadflow.config import Settings
 from leadflow.kit.clock import Clock, SystemClock
 from leadflow.kit.db import Database
 from leadflow.kit.migrate import upgrade
-from leadflow.templates.render import warm_up
+from leadflow.kit.secrets import load_keyring, use_keyring
+from leadflow.templates.isolation import warm_up
 from leadflow.worker import Worker, build_worker
 
 log = logging.getLogger("leadflow")
@@ -31,6 +32,7 @@ def create_app(
 ) -> FastAPI:
     """Build the app. ``auto_migrate`` defaults to on for SQLite (the embedded default)."""
     settings = settings or Settings()
+    use_keyring(load_keyring(settings))  # the envelope key of the secrets at rest
     owns_db = db is None
     database = db or Database(settings.database_url, pool_size=settings.db_pool_size)
     migrate_on_start = settings.is_sqlite if auto_migrate is None else auto_migrate
@@ -39,7 +41,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if migrate_on_start:
             await upgrade(database.engine)
-        warm_up()  # template compilation and locale data: once per process, before serving
+        warm_up(settings)  # templates compiled, locale data, template limits: before serving
         worker: Worker | None = None
         if run_worker:
             worker = build_worker(settings, database, app.state.clock)
@@ -49,6 +51,9 @@ def create_app(
         finally:
             if worker is not None:
                 await worker.aclose()
+            queue = getattr(app.state, "event_queue", None)
+            if queue is not None:
+                await queue.aclose()
             notifier = getattr(app.state, "notifier", None)
             if notifier is not None:
                 await notifier.aclose()

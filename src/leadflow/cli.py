@@ -7,9 +7,18 @@ import asyncio
 import json
 import logging
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from leadflow.config import Settings
+from leadflow.kit.errors import AppError
+from leadflow.kit.secrets import SecretKeyError
+
+if TYPE_CHECKING:
+    from leadflow.kit.db import Database
+
+T = TypeVar("T")
 
 OPENAPI_PATH = Path("openapi") / "openapi.json"
 
@@ -67,29 +76,38 @@ def _openapi(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _with_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    """Run ``work`` against the configured database (an embedded SQLite one migrated first),
+    with the envelope key of the secrets at rest installed."""
+    from leadflow.kit.db import Database
+    from leadflow.kit.migrate import upgrade
+    from leadflow.kit.secrets import load_keyring, use_keyring
+
+    use_keyring(load_keyring(settings))
+    db = Database(settings.database_url)
+    try:
+        if settings.is_sqlite:
+            await upgrade(db.engine)
+        return await work(db)
+    finally:
+        await db.dispose()
+
+
 def _create_account(settings: Settings, args: argparse.Namespace) -> int:
     from leadflow.accounts.service import create_account
     from leadflow.kit.clock import SystemClock
-    from leadflow.kit.db import Database
-    from leadflow.kit.migrate import upgrade
 
-    async def run() -> dict[str, str]:
-        db = Database(settings.database_url)
-        try:
-            if settings.is_sqlite:
-                await upgrade(db.engine)
-            async with db.session() as session:
-                created = await create_account(session, args.name, SystemClock().now())
-            return {
-                "id": created.account.id,
-                "name": created.account.name,
-                "api_key": created.api_key,
-                "webhook_secret": created.account.webhook_secret,
-            }
-        finally:
-            await db.dispose()
+    async def run(db: Database) -> dict[str, str]:
+        async with db.session() as session:
+            created = await create_account(session, args.name, SystemClock().now())
+        return {
+            "id": created.account.id,
+            "name": created.account.name,
+            "api_key": created.api_key,
+            "webhook_secret": created.account.webhook_secret,
+        }
 
-    result = asyncio.run(run())
+    result = asyncio.run(_with_database(settings, run))
     if args.json:
         print(json.dumps(result))
     else:
@@ -97,6 +115,129 @@ def _create_account(settings: Settings, args: argparse.Namespace) -> int:
         print(f"api key:         {result['api_key']}")
         print(f"webhook secret:  {result['webhook_secret']}")
         print("Store the key and the secret now: they are not shown again.", file=sys.stderr)
+    return 0
+
+
+def _keys(settings: Settings, args: argparse.Namespace) -> int:
+    from leadflow.accounts import service
+    from leadflow.kit.clock import SystemClock
+    from leadflow.kit.pagination import MAX_LIMIT
+
+    async def run(db: Database) -> Any:
+        now = SystemClock().now()
+        async with db.session() as session:
+            account = await service.get_account(session, args.account_id)
+            if args.keys_command == "create":
+                return (
+                    await service.create_api_key(session, account.id, args.name, now)
+                ).model_dump(mode="json")
+            if args.keys_command == "revoke":
+                await service.revoke_api_key(session, account.id, args.key_id, now)
+                return None
+            items: list[dict[str, Any]] = []
+            cursor = None
+            while True:
+                page = await service.list_api_keys(session, account.id, MAX_LIMIT, cursor)
+                items += [k.model_dump(mode="json") for k in page.items]
+                if page.next_cursor is None:
+                    return items
+                cursor = page.next_cursor
+
+    result = asyncio.run(_with_database(settings, run))
+    if args.keys_command == "revoke":
+        print(f"revoked {args.key_id}")
+    elif args.json:
+        print(json.dumps(result))
+    elif args.keys_command == "create":
+        print(f"key id:   {result['id']}")
+        print(f"api key:  {result['key']}")
+        print("Store the key now: it is not shown again.", file=sys.stderr)
+    else:
+        for key in result:
+            print(
+                f"{key['id']}  {key['prefix']}…  {key['name']!r}  created {key['created_at']}"
+                f"  last used {key['last_used_at'] or 'never'}"
+            )
+    return 0
+
+
+def _rotate_webhook_secret(settings: Settings, args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from leadflow.accounts import service
+    from leadflow.kit.clock import SystemClock
+
+    hours = (
+        settings.webhook_secret_rotation_hours if args.overlap_hours is None else args.overlap_hours
+    )
+    overlap = dt.timedelta(hours=hours)
+
+    async def run(db: Database) -> dict[str, Any]:
+        async with db.session() as session:
+            account = await service.get_account(session, args.account_id)
+            rotated = await service.rotate_webhook_secret(
+                session, account, SystemClock().now(), overlap
+            )
+        return rotated.model_dump(mode="json")
+
+    result = asyncio.run(_with_database(settings, run))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"webhook secret:  {result['webhook_secret']}")
+        expires = result["previous_secret_expires_at"]
+        print(
+            f"previous secret: {'accepted until ' + expires if expires else 'no longer accepted'}"
+        )
+        print("Store the secret now: it is not shown again.", file=sys.stderr)
+    return 0
+
+
+def _rotate_secret_key(settings: Settings, args: argparse.Namespace) -> int:
+    """Re-encrypt every stored secret under the first envelope key, one batch per
+    transaction (resumable: a value already under the current key is skipped)."""
+    from leadflow.accounts.service import reencrypt_account_secrets
+    from leadflow.integrations.service import reencrypt_integration_secrets
+    from leadflow.kit.secrets import current_keyring
+    from leadflow.notifications.service import reencrypt_endpoint_secrets
+
+    tables = (
+        ("accounts", reencrypt_account_secrets),
+        ("iln_endpoints", reencrypt_endpoint_secrets),
+        ("integrations", reencrypt_integration_secrets),
+    )
+
+    async def run(db: Database) -> dict[str, dict[str, int]]:
+        counts: dict[str, dict[str, int]] = {}
+        for table, reencrypt in tables:
+            scanned = rewritten = 0
+            after = None
+            while True:
+                async with db.session() as session:
+                    batch = await reencrypt(session, after, args.batch_size)
+                scanned += batch.scanned
+                rewritten += batch.rewritten
+                if batch.last_key is None or batch.scanned < args.batch_size:
+                    break
+                after = batch.last_key
+            counts[table] = {"scanned": scanned, "rewritten": rewritten}
+        return counts
+
+    counts = asyncio.run(_with_database(settings, run))
+    key_id = current_keyring().current_id
+    if args.json:
+        print(json.dumps({"key_id": key_id, "tables": counts}))
+    else:
+        for table, figures in counts.items():
+            print(f"{table}: {figures['rewritten']} of {figures['scanned']} rows re-encrypted")
+        print(f"every stored secret is now under key {key_id}")
+    return 0
+
+
+def _generate_secret_key() -> int:
+    from leadflow.kit.secrets import generate_key
+
+    print(generate_key())
     return 0
 
 
@@ -119,6 +260,51 @@ def build_parser() -> argparse.ArgumentParser:
     create = accounts_sub.add_parser("create", help="create an account and print its credentials")
     create.add_argument("name")
     create.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    keys = sub.add_parser("keys", help="manage an account's API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    keys_list = keys_sub.add_parser("list", help="the active keys, with their last use")
+    keys_list.add_argument("account_id")
+    keys_list.add_argument("--json", action="store_true", help="print the result as JSON")
+    keys_create = keys_sub.add_parser("create", help="create a key and print it (only now)")
+    keys_create.add_argument("account_id")
+    keys_create.add_argument("name")
+    keys_create.add_argument("--json", action="store_true", help="print the result as JSON")
+    keys_revoke = keys_sub.add_parser("revoke", help="revoke a key (not the account's last)")
+    keys_revoke.add_argument("account_id")
+    keys_revoke.add_argument("key_id")
+
+    webhook_secret = sub.add_parser("webhook-secret", help="manage an account's webhook secret")
+    webhook_secret_sub = webhook_secret.add_subparsers(dest="webhook_secret_command", required=True)
+    rotate = webhook_secret_sub.add_parser(
+        "rotate", help="replace the secret; the old one is accepted during the overlap"
+    )
+    rotate.add_argument("account_id")
+    rotate.add_argument(
+        "--overlap-hours",
+        type=int,
+        choices=range(0, 24 * 366),
+        metavar="HOURS",
+        help="how long the old secret is still accepted (default "
+        "LEADFLOW_WEBHOOK_SECRET_ROTATION_HOURS; 0 = at once, for a leaked secret)",
+    )
+    rotate.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    secret_key = sub.add_parser("secret-key", help="the envelope key of the secrets at rest")
+    secret_key_sub = secret_key.add_subparsers(dest="secret_key_command", required=True)
+    secret_key_sub.add_parser("generate", help="print a new key for LEADFLOW_SECRET_KEY")
+    reencrypt = secret_key_sub.add_parser(
+        "rotate", help="re-encrypt every stored secret under the first key, in batches"
+    )
+    reencrypt.add_argument(
+        "--batch-size",
+        type=int,
+        default=500,
+        choices=range(1, 100_001),
+        metavar="N",
+        help="rows per transaction (default 500)",
+    )
+    reencrypt.add_argument("--json", action="store_true", help="print the result as JSON")
     return parser
 
 
@@ -143,7 +329,20 @@ def main(argv: list[str] | None = None) -> int:
         return _migrate(settings)
     if args.command == "openapi":
         return _openapi(args)
-    return _create_account(settings, args)
+    if args.command == "secret-key" and args.secret_key_command == "generate":  # noqa: S105
+        return _generate_secret_key()
+    try:
+        if args.command == "keys":
+            return _keys(settings, args)
+        if args.command == "webhook-secret":
+            return _rotate_webhook_secret(settings, args)
+        if args.command == "secret-key":
+            return _rotate_secret_key(settings, args)
+        return _create_account(settings, args)
+    except (AppError, SecretKeyError) as exc:
+        detail = exc.detail if isinstance(exc, AppError) else str(exc)
+        print(f"leadflow {args.command}: {detail}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     iln_read_timeout_seconds: float = Field(default=10.0, gt=0)
     iln_lease_seconds: int = Field(default=300, ge=10)
     iln_secret_rotation_hours: int = Field(default=24, ge=0)
+    # After an account's webhook secret is rotated, how long the old one still verifies.
+    webhook_secret_rotation_hours: int = Field(default=24, ge=0)
+    # The envelope key(s) of the secrets stored encrypted (kit/secrets.py); the first one
+    # encrypts. Required in production; elsewhere generated into the data directory.
+    secret_key: SecretStr | None = None
     stats_stream_interval_seconds: float = Field(default=2.0, gt=0)
     stats_stream_heartbeat_seconds: float = Field(default=15.0, gt=0)
     ab_eval_interval_seconds: float = Field(default=60.0, gt=0)
@@ -53,12 +58,25 @@ class Settings(BaseSettings):
     shopify_abandon_after_minutes: int = Field(default=60, ge=1, le=60 * 24 * 30)
     db_pool_size: int = Field(default=10, ge=1)
     environment: str = "development"
+    # Merchant templates render in separate processes (templates/isolation.py): per part
+    # (subject, html, text) at most this long and this much output; a process may allocate
+    # this much beyond its own code; this many processes per API or worker process.
+    template_render_seconds: float = Field(default=2.0, gt=0, le=60)
+    template_output_max_chars: int = Field(default=1024 * 1024, ge=1024)
+    template_render_memory_mb: int = Field(default=256, ge=0)
+    template_render_processes: int = Field(default=2, ge=1, le=32)
 
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:
         token = self.admin_token
         if self.environment == "production" and token and len(token.get_secret_value()) < 24:
             raise ValueError("LEADFLOW_ADMIN_TOKEN must be at least 24 characters in production")
+        key = self.secret_key
+        if self.environment == "production" and (key is None or not key.get_secret_value()):
+            raise ValueError(
+                "LEADFLOW_SECRET_KEY is required in production "
+                "(make one with `leadflow secret-key generate`)"
+            )
         return self
 
     @field_validator("iln_retry_schedule")

@@ -113,6 +113,16 @@ class SuppressionReason(StrEnum):
     UNSUBSCRIBED = "unsubscribed"
 
 
+class BackfillStatus(StrEnum):
+    """A campaign backfill: waiting for a worker, working through the leads, or over."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    STOPPED = "stopped"  # the campaign stopped running (deactivated, archived or ended)
+    FAILED = "failed"
+
+
 LEAD_SOURCE_BY_EVENT: dict[EventType, SourceType] = {
     EventType.CHECKOUT_ABANDONED: SourceType.ABANDONED_CHECKOUT,
     EventType.ORDER_UNFINISHED: SourceType.UNFINISHED_ORDER,

@@ -17,9 +17,10 @@ from leadflow.kit.clock import Clock, SystemClock
 from leadflow.kit.db import Database
 from leadflow.kit.jobs import Job, JobContext
 from leadflow.kit.mail import MailTransport, build_transport
+from leadflow.kit.secrets import load_keyring, use_keyring
 from leadflow.lifecycle.jobs import JOBS as LIFECYCLE_JOBS
 from leadflow.notifications.jobs import JOBS as NOTIFICATION_JOBS
-from leadflow.templates.render import warm_up
+from leadflow.templates.isolation import warm_up
 
 log = logging.getLogger("leadflow.worker")
 
@@ -53,7 +54,7 @@ class Worker:
     def start(self) -> None:
         if self.db.dialect == "sqlite":
             log.info("SQLite database: run a single worker process (no SKIP LOCKED on SQLite)")
-        warm_up()  # compile the predefined templates before the first follow-up is due
+        warm_up(self.settings)  # predefined templates compiled, template limits applied
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         for name, (_run, every) in self.jobs.items():
             # max_instances=1 + coalesce: a slow tick never piles up behind itself.
@@ -122,6 +123,7 @@ def build_worker(
 
 async def run_worker(settings: Settings) -> None:
     """``leadflow worker``: run jobs until SIGINT/SIGTERM."""
+    use_keyring(load_keyring(settings))  # the envelope key of the secrets at rest
     db = Database(settings.database_url, pool_size=settings.db_pool_size)
     worker = build_worker(settings, db)
     stop = asyncio.Event()

@@ -7,6 +7,8 @@ import math
 import pytest
 
 from leadflow.abtest.statistics import (
+    EXACT_LIMIT,
+    _prob_b_beats_a,
     probability_best,
     two_proportion_p_value,
     wilson_interval,
@@ -69,3 +71,16 @@ def test_probability_best_many_variants_is_reproducible():
 def test_probability_best_degenerate():
     assert probability_best([]) == []
     assert probability_best([(3, 10)]) == [1.0]
+
+
+def test_probability_best_of_large_tests_stays_close_to_the_exact_sum():
+    # Beyond EXACT_LIMIT conversions the normal approximation replaces the exact sum (one
+    # term per conversion); it must agree with it.
+    for k_a, k_b, n in ((2500, 2600, 50_000), (3000, 3000, 40_000), (2100, 2050, 2_400)):
+        assert k_b > EXACT_LIMIT
+        exact = _prob_b_beats_a((1 + k_a, 1 + n - k_a), (1 + k_b, 1 + n - k_b))
+        a_best, b_best = probability_best([(k_a, n), (k_b, n)])
+        assert b_best == pytest.approx(exact, abs=1e-3)
+        assert a_best + b_best == pytest.approx(1.0)
+    # A million conversions: no overflow, and the clearly better variant wins.
+    assert probability_best([(1_000_000, 10**8), (1_050_000, 10**8)])[1] > 0.999

@@ -1,4 +1,4 @@
-"""Which campaign a captured lead joins, which variant it gets, and backfilling."""
+"""Which campaign a captured lead joins and which variant it gets (backfills: test_backfill.py)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from sqlalchemy import select
 from leadflow.lifecycle.enrollment import choose_variant
 from leadflow.models import Enrollment, Lead, Variant
 from tests.campaigns.helpers import enrollment_of
-from tests.support.api import assert_problem, auth
+from tests.support.api import auth
 from tests.support.campaigns import create_campaign, step, variant
 from tests.support.database import count
-from tests.support.events import NOW, capture, purchase
+from tests.support.events import capture
 
 
 async def active(client, account, name: str, **overrides: Any) -> dict[str, Any]:
@@ -258,134 +258,6 @@ async def test_enrollment_uses_the_deterministic_split(client, account, clock, d
         enrollment = await enrollment_of(db, lead_id)
         assert enrollment is not None
         assert enrollment.variant_id == choose_variant(lead_id, variants).id
-
-
-async def test_backfill_enrolls_open_matching_leads_once(client, account, clock, db):
-    campaign = await create_campaign(client, account, name="German carts", languages=["de"])
-    german = await capture(client, account, clock, reference="chk_1")
-    another = await capture(
-        client, account, clock, reference="chk_2", customer={"language": "de-AT"}
-    )
-    french = await capture(client, account, clock, reference="chk_3", customer={"language": "fr"})
-    converted = await capture(client, account, clock, reference="chk_4")
-    assert await purchase(
-        client, account, clock, reference="chk_4", occurred_at="2026-01-15T11:30:00Z", bare=False
-    ) == [converted]
-    trial = await capture(client, account, clock, reference="sub_1", type="trial.started")
-    path = f"/v1/campaigns/{campaign['id']}"
-
-    # Inactive: no backfill.
-    refused = await client.post(f"{path}/backfill", json={}, headers=auth(account))
-    assert_problem(refused, 409, code="campaign_inactive", typed=True)
-    assert await count(db, Enrollment) == 0
-
-    on = await client.patch(path, json={"status": "active"}, headers=auth(account))
-    assert on.status_code == 200
-    # Activation alone does not pick up earlier leads.
-    assert await count(db, Enrollment) == 0
-
-    clock.advance(hours=5)
-    response = await client.post(f"{path}/backfill", json={}, headers=auth(account))
-    assert response.status_code == 200, response.text
-    assert response.json() == {"enrolled": 2}
-    for lead_id in (german, another):
-        enrollment = await enrollment_of(db, lead_id)
-        assert enrollment is not None
-        assert enrollment.campaign_id == campaign["id"]
-        # Still due after the delay from capture (so in the past: goes out at once).
-        assert enrollment.next_due_at == dt.datetime(2026, 1, 15, 13, 0, tzinfo=dt.UTC)
-        assert enrollment.created_at == NOW + dt.timedelta(hours=5)
-    for lead_id in (french, converted, trial):
-        assert await enrollment_of(db, lead_id) is None
-
-    again = await client.post(f"{path}/backfill", json={}, headers=auth(account))
-    assert again.json() == {"enrolled": 0}
-    assert await count(db, Enrollment) == 2
-
-
-async def test_backfill_skips_leads_in_another_campaign(client, account, clock, db):
-    first = await active(client, account, "Carts first")
-    taken = await capture(client, account, clock, reference="chk_1")
-    assert await campaign_of(db, taken) == first["id"]
-    second = await create_campaign(client, account, name="Carts second")
-    free = await capture(client, account, clock, reference="chk_2")  # joins `first` too
-    await client.patch(
-        f"/v1/campaigns/{first['id']}", json={"status": "inactive"}, headers=auth(account)
-    )
-    late = await capture(client, account, clock, reference="chk_3")
-    assert await enrollment_of(db, late) is None
-    await client.patch(
-        f"/v1/campaigns/{second['id']}", json={"status": "active"}, headers=auth(account)
-    )
-    response = await client.post(
-        f"/v1/campaigns/{second['id']}/backfill", json={}, headers=auth(account)
-    )
-    assert response.json() == {"enrolled": 1}
-    assert await campaign_of(db, taken) == first["id"]
-    assert await campaign_of(db, free) == first["id"]
-    assert await campaign_of(db, late) == second["id"]
-
-
-async def test_backfill_captured_from(client, account, clock, db):
-    campaign = await create_campaign(client, account, name="Recent carts")
-    old = await capture(
-        client, account, clock, reference="chk_1", occurred_at="2026-01-10T10:00:00Z"
-    )
-    recent = await capture(
-        client, account, clock, reference="chk_2", occurred_at="2026-01-15T10:00:00Z"
-    )
-    path = f"/v1/campaigns/{campaign['id']}"
-    await client.patch(path, json={"status": "active"}, headers=auth(account))
-    bad = await client.post(
-        f"{path}/backfill", json={"captured_from": "2026-01-14T00:00:00"}, headers=auth(account)
-    )
-    assert_problem(bad, 422, field="captured_from", typed=True)
-    response = await client.post(
-        f"{path}/backfill", json={"captured_from": "2026-01-14T00:00:00Z"}, headers=auth(account)
-    )
-    assert response.json() == {"enrolled": 1}
-    assert await enrollment_of(db, old) is None
-    assert await campaign_of(db, recent) == campaign["id"]
-
-
-async def test_backfill_of_an_archived_campaign_is_409(client, account, clock, db):
-    campaign = await create_campaign(client, account, name="Carts")
-    await capture(client, account, clock, reference="chk_1")
-    path = f"/v1/campaigns/{campaign['id']}"
-    await client.patch(path, json={"status": "active"}, headers=auth(account))
-    await client.delete(path, headers=auth(account))
-    response = await client.post(f"{path}/backfill", json={}, headers=auth(account))
-    assert_problem(response, 409, typed=True)
-    assert await count(db, Enrollment) == 0
-
-
-async def test_backfill_of_an_ended_campaign_is_409(client, account, clock, db):
-    # Leads enrolled into an ended campaign would be stopped at once and could then never
-    # join another campaign (one enrollment per lead).
-    campaign = await create_campaign(
-        client, account, name="Carts January", ends_at="2026-01-20T00:00:00Z"
-    )
-    lead_id = await capture(client, account, clock, reference="chk_1")
-    path = f"/v1/campaigns/{campaign['id']}"
-    await client.patch(path, json={"status": "active"}, headers=auth(account))
-    clock.set(dt.datetime(2026, 1, 21, tzinfo=dt.UTC))
-    response = await client.post(f"{path}/backfill", json={}, headers=auth(account))
-    assert_problem(response, 409, code="campaign_ended", typed=True)
-    assert await enrollment_of(db, lead_id) is None
-
-
-async def test_backfill_only_takes_the_accounts_own_leads(
-    client, account, other_account, clock, db
-):
-    campaign = await create_campaign(client, account, name="Carts")
-    mine = await capture(client, account, clock, reference="chk_1")
-    theirs = await capture(client, other_account, clock, reference="chk_1")
-    path = f"/v1/campaigns/{campaign['id']}"
-    await client.patch(path, json={"status": "active"}, headers=auth(account))
-    response = await client.post(f"{path}/backfill", json={}, headers=auth(account))
-    assert response.json() == {"enrolled": 1}
-    assert await campaign_of(db, mine) == campaign["id"]
-    assert await enrollment_of(db, theirs) is None
 
 
 async def test_other_accounts_leads_never_join_a_campaign(

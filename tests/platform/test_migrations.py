@@ -64,3 +64,31 @@ async def test_models_match_migrations(fresh_db: Database) -> None:
     async with fresh_db.engine.connect() as conn:
         diff = await conn.run_sync(_diff)
     assert diff == [], f"models and migrations disagree; write a migration for: {diff}"
+
+
+async def test_stepping_down_and_up_again_keeps_the_rows_that_refer_to_accounts(
+    fresh_db: Database,
+) -> None:
+    """SQLite rebuilds a table to alter it; with foreign keys on, dropping the old
+    ``accounts`` would cascade to every lead. Migrations run with them off, then checked."""
+    await upgrade(fresh_db.engine)
+    async with fresh_db.engine.begin() as conn:
+        await conn.exec_driver_sql(
+            "INSERT INTO accounts (id, name, webhook_secret, link_secret, created_at,"
+            " updated_at, lead_management_enabled, default_currency, timezone, min_delays,"
+            " min_hours_between_emails)"
+            " VALUES ('acc_1', 'Shop', 'whsec_x', 'link', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP,"
+            " true, 'EUR', 'UTC', '{}', 12)"
+        )
+        await conn.exec_driver_sql(
+            "INSERT INTO leads (id, account_id, source_type, reference, status, email,"
+            " products, attributes, captured_at, last_event_at, created_at, updated_at)"
+            " VALUES ('lead_1', 'acc_1', 'trial', 'r1', 'open', 'a@example.com', '[]', '{}',"
+            " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+        )
+    await downgrade(fresh_db.engine, "0006")  # through every later change to accounts
+    await upgrade(fresh_db.engine)
+    async with fresh_db.engine.connect() as conn:
+        leads = (await conn.exec_driver_sql("SELECT id FROM leads")).scalars().all()
+        accounts = (await conn.exec_driver_sql("SELECT id FROM accounts")).scalars().all()
+    assert (accounts, leads) == (["acc_1"], ["lead_1"])

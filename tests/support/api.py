@@ -10,6 +10,8 @@ import httpx
 from fastapi import FastAPI
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
+# LEADFLOW_SECRET_KEY of the tests (tests/conftest.py): the envelope key of secrets at rest.
+TEST_SECRET_KEY = "zMGTIgH4dRcw4TNk9Xc6OvtGj9TAKcOCJ_n2UvE0kuo="
 BASE_URL = "http://testserver"
 PROBLEM = "application/problem+json"
 PROBLEM_KEYS = {"type", "title", "status", "detail", "code", "errors"}  # every member

@@ -11,9 +11,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow.abtest.counters import variant_counts
 from leadflow.models.abtest import AbTest
 from leadflow.models.campaigns import Variant
-from leadflow.models.enrollments import Enrollment, Message
+from leadflow.models.enrollments import Message
 from leadflow.models.leads import Conversion
 from leadflow.models.stats import StatsCounter
 from leadflow.models.tracking import Visit
@@ -36,51 +37,43 @@ class VariantMetrics:
 
 
 async def collect(
-    session: AsyncSession, campaign_id: str, variants: list[Variant]
+    session: AsyncSession, account_id: str, campaign_id: str, variants: list[Variant]
 ) -> list[VariantMetrics]:
+    """Current figures per variant, from counters kept in the writing transactions: the
+    per-variant split counters (leads assigned, unique visitors) and the hourly stats counters
+    (follow-ups, leads targeted, conversions, revenue). Two reads whose size grows with the
+    hours the campaign has been sending, never with its leads, messages, visits or
+    conversions."""
     metrics = {v.id: VariantMetrics(v) for v in variants}
-    assigned = await session.execute(
-        select(Enrollment.variant_id, func.count())
-        .where(Enrollment.campaign_id == campaign_id)
-        .group_by(Enrollment.variant_id)
-    )
-    for variant_id, count in assigned:
+    for variant_id, (assigned, visitors) in (
+        await variant_counts(session, account_id, campaign_id)
+    ).items():
         if variant_id in metrics:
-            metrics[variant_id].leads_assigned = count
+            metrics[variant_id].leads_assigned = assigned
+            metrics[variant_id].visitors = visitors
     counters = await session.execute(
         select(
             StatsCounter.variant_id,
             StatsCounter.step,
+            StatsCounter.currency,
             func.sum(StatsCounter.followups_sent),
             func.sum(StatsCounter.leads_targeted),
+            func.sum(StatsCounter.conversions),
+            func.sum(StatsCounter.revenue),
         )
-        .where(StatsCounter.campaign_id == campaign_id)
-        .group_by(StatsCounter.variant_id, StatsCounter.step)
+        .where(StatsCounter.account_id == account_id, StatsCounter.campaign_id == campaign_id)
+        .group_by(StatsCounter.variant_id, StatsCounter.step, StatsCounter.currency)
     )
-    for variant_id, step, sent, targeted in counters:
-        if variant_id in metrics and sent:
-            metrics[variant_id].followups[step] = int(sent)
-            metrics[variant_id].targeted += int(targeted or 0)
-    visits = await session.execute(
-        select(Visit.variant_id, func.count())
-        .where(Visit.campaign_id == campaign_id)
-        .group_by(Visit.variant_id)
-    )
-    for variant_id, count in visits:
-        if variant_id in metrics:
-            metrics[variant_id].visitors = count
-    conversions = await session.execute(
-        select(
-            Conversion.variant_id, Conversion.currency, func.count(), func.sum(Conversion.amount)
-        )
-        .where(Conversion.campaign_id == campaign_id)
-        .group_by(Conversion.variant_id, Conversion.currency)
-    )
-    for credited, code, count, total in conversions:
-        if credited in metrics:
-            metrics[credited].conversions += count
-            if code and total is not None:
-                metrics[credited].revenue[code] += Decimal(str(total))
+    for variant_id, step, code, sent, targeted, converted, total in counters:
+        m = metrics.get(variant_id)
+        if m is None:
+            continue
+        if sent:
+            m.followups[step] = m.followups.get(step, 0) + int(sent)
+        m.targeted += int(targeted or 0)
+        m.conversions += int(converted or 0)
+        if code and converted:
+            m.revenue[code] += Decimal(str(total or 0))
     return [metrics[v.id] for v in variants]
 
 

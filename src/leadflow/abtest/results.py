@@ -70,7 +70,8 @@ async def _live_variants(session: AsyncSession, campaign_id: str) -> list[Varian
 
 async def _results(session: AsyncSession, campaign: Campaign) -> AbTestResult:
     test = await service.get_test(session, campaign.id)
-    metrics = await collect(session, campaign.id, await _live_variants(session, campaign.id))
+    variants = await _live_variants(session, campaign.id)
+    metrics = await collect(session, campaign.account_id, campaign.id, variants)
     return result_view(campaign.id, test, metrics)
 
 

@@ -9,6 +9,8 @@ import random
 Z_95 = 1.959963984540054
 DRAWS = 10_000
 SEED = 20_260_101
+# Up to this many conversions the exact two-variant sum costs a few milliseconds.
+EXACT_LIMIT = 2_000
 
 
 def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float] | None:
@@ -53,19 +55,37 @@ def _prob_b_beats_a(a: tuple[int, int], b: tuple[int, int]) -> float:
     return min(1.0, max(0.0, total))
 
 
+def _prob_b_beats_a_normal(a: tuple[int, int], b: tuple[int, int]) -> float:
+    """P(p_B > p_A) with each Beta posterior replaced by the normal of its mean and variance:
+    for thousands of conversions a side the two agree to about 1e-3, in constant time."""
+
+    def moments(alpha: int, beta: int) -> tuple[float, float]:
+        total = alpha + beta
+        return alpha / total, alpha * beta / (total * total * (total + 1))
+
+    mean_a, var_a = moments(*a)
+    mean_b, var_b = moments(*b)
+    return 0.5 * math.erfc(-(mean_b - mean_a) / math.sqrt(2 * (var_a + var_b)))
+
+
 def probability_best(
     results: list[tuple[int, int]], draws: int = DRAWS, seed: int = SEED
 ) -> list[float]:
     """P(each variant has the highest conversion rate) under independent Beta(1+k, 1+n-k)
-    posteriors: exact for two variants, otherwise Monte Carlo with a fixed seed (the same data
-    always gives the same answer)."""
+    posteriors: for two variants exact (the closed form sums one term per conversion, so
+    beyond ``EXACT_LIMIT`` conversions of the second variant its normal approximation is
+    used instead), otherwise Monte Carlo with a fixed seed (the same data always gives the
+    same answer)."""
     if not results:
         return []
     if len(results) == 1:
         return [1.0]
     params = [(1 + k, 1 + max(n - k, 0)) for k, n in results]
     if len(params) == 2:
-        b_wins = _prob_b_beats_a(params[0], params[1])
+        if params[1][0] <= EXACT_LIMIT:
+            b_wins = _prob_b_beats_a(params[0], params[1])
+        else:
+            b_wins = _prob_b_beats_a_normal(params[0], params[1])
         return [1.0 - b_wins, b_wins]
     rng = random.Random(seed)  # reproducible simulation, not security
     wins = [0] * len(results)

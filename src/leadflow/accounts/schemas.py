@@ -112,3 +112,39 @@ class AccountSettingsUpdate(BaseModel):
     @classmethod
     def _timezone(cls, value: str | None) -> str | None:
         return check_timezone(value) if value is not None else None
+
+
+class ApiKeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=100, examples=["zapier"])
+
+    @field_validator("name")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("name must not be blank")
+        return value.strip()
+
+
+class ApiKeyOut(BaseModel):
+    """An active API key (never the key itself: only its hash is stored)."""
+
+    id: str
+    name: str
+    prefix: str = Field(description="The key's first characters, to recognise it.")
+    created_at: dt.datetime
+    last_used_at: dt.datetime | None = Field(
+        description="When the key last authenticated a request (to the minute); null if never."
+    )
+
+
+class ApiKeyCreated(ApiKeyOut):
+    key: str = Field(description="The bearer key (`lf_…`), shown only now.")
+
+
+class WebhookSecretRotated(BaseModel):
+    webhook_secret: str = Field(description="The new `whsec_…` secret, shown only now.")
+    previous_secret_expires_at: dt.datetime | None = Field(
+        description="Until then webhooks signed with the previous secret are still accepted; "
+        "null when the rotation has no overlap."
+    )

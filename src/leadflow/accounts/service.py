@@ -7,14 +7,30 @@ import datetime as dt
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow.accounts.schemas import AccountCreated, AccountSettings, AccountSettingsUpdate
-from leadflow.accounts.views import account_created_view, settings_view
+from leadflow.accounts.errors import LastApiKey
+from leadflow.accounts.schemas import (
+    AccountCreated,
+    AccountSettings,
+    AccountSettingsUpdate,
+    ApiKeyCreated,
+    ApiKeyOut,
+    WebhookSecretRotated,
+)
+from leadflow.accounts.views import (
+    account_created_view,
+    api_key_created_view,
+    api_key_view,
+    settings_view,
+    webhook_secret_rotated_view,
+)
 from leadflow.kit.durations import parse_duration
 from leadflow.kit.errors import not_found
 from leadflow.kit.ids import new_id
+from leadflow.kit.pagination import Page, keyset_page
+from leadflow.kit.secrets import Reencrypted, reencrypt_batch
 from leadflow.kit.signing import hash_api_key, new_api_key, new_webhook_secret
 from leadflow.models.accounts import Account, ApiKey
 from leadflow.models.leads import LeadGroup
@@ -44,16 +60,7 @@ async def create_account(session: AsyncSession, name: str, now: dt.datetime) -> 
         min_hours_between_emails=12,
     )
     session.add(account)
-    api_key = new_api_key()
-    session.add(
-        ApiKey(
-            id=new_id("key"),
-            account_id=account.id,
-            key_hash=hash_api_key(api_key),
-            prefix=api_key[:10],
-            created_at=now,
-        )
-    )
+    api_key, _ = _new_key(session, account.id, "default", now)
     for position, (source_type, group_name) in enumerate(BUILTIN_GROUPS):
         session.add(
             LeadGroup(
@@ -76,13 +83,143 @@ async def register_account(session: AsyncSession, name: str, now: dt.datetime) -
     return account_created_view(await create_account(session, name, now))
 
 
-async def account_for_api_key(session: AsyncSession, api_key: str) -> Account | None:
+def _new_key(
+    session: AsyncSession, account_id: str, name: str, now: dt.datetime
+) -> tuple[str, ApiKey]:
+    plaintext = new_api_key()
+    key = ApiKey(
+        id=new_id("key"),
+        account_id=account_id,
+        key_hash=hash_api_key(plaintext),
+        prefix=plaintext[:10],
+        name=name,
+        created_at=now,
+    )
+    session.add(key)
+    return plaintext, key
+
+
+# A key's last use is recorded to the minute: at most one write per key and minute, not one
+# per request.
+LAST_USED_PRECISION = dt.timedelta(minutes=1)
+
+
+async def account_for_api_key(
+    session: AsyncSession, api_key: str, now: dt.datetime
+) -> Account | None:
+    """The account an active key belongs to; records the key's use (to the minute)."""
     stmt = (
-        select(Account)
+        select(Account, ApiKey.id, ApiKey.last_used_at)
         .join(ApiKey, ApiKey.account_id == Account.id)
         .where(ApiKey.key_hash == hash_api_key(api_key), ApiKey.revoked_at.is_(None))
     )
-    return (await session.execute(stmt)).scalar_one_or_none()
+    row = (await session.execute(stmt)).one_or_none()
+    if row is None:
+        return None
+    account, key_id, last_used_at = row
+    cutoff = now - LAST_USED_PRECISION
+    if last_used_at is None or last_used_at <= cutoff:
+        # Conditional, so concurrent requests with the same key write it once.
+        await session.execute(
+            update(ApiKey)
+            .where(
+                ApiKey.id == key_id,
+                or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at <= cutoff),
+            )
+            .values(last_used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    result: Account = account
+    return result
+
+
+async def get_account(session: AsyncSession, account_id: str) -> Account:
+    account = await session.get(Account, account_id)
+    if account is None:
+        raise not_found("account")
+    return account
+
+
+async def list_api_keys(
+    session: AsyncSession, account_id: str, limit: int, cursor: str | None
+) -> Page[ApiKeyOut]:
+    """The account's active keys, oldest first (revoked keys are gone)."""
+    stmt = select(ApiKey).where(ApiKey.account_id == account_id, ApiKey.revoked_at.is_(None))
+    rows, next_cursor = await keyset_page(
+        session, stmt, (ApiKey.created_at, ApiKey.id), limit=limit, cursor=cursor
+    )
+    return Page[ApiKeyOut](items=[api_key_view(r) for r in rows], next_cursor=next_cursor)
+
+
+async def create_api_key(
+    session: AsyncSession, account_id: str, name: str, now: dt.datetime
+) -> ApiKeyCreated:
+    """A new key for the account, answered in clear this once (only its hash is stored)."""
+    plaintext, key = _new_key(session, account_id, name, now)
+    await session.flush()
+    return api_key_created_view(key, plaintext)
+
+
+async def revoke_api_key(
+    session: AsyncSession, account_id: str, key_id: str, now: dt.datetime
+) -> None:
+    """The key stops authenticating at once (the next request with it gets 401). The account's
+    last active key is refused (``LastApiKey``): it would lock the merchant out."""
+    # Locks the account's keys (PostgreSQL) so two revocations cannot both see a second key.
+    keys = (
+        await session.execute(
+            select(ApiKey)
+            .where(ApiKey.account_id == account_id, ApiKey.revoked_at.is_(None))
+            .order_by(ApiKey.id)
+            .with_for_update()
+        )
+    ).scalars()
+    active = list(keys)
+    key = next((k for k in active if k.id == key_id), None)
+    if key is None:
+        raise not_found("API key")
+    if len(active) == 1:
+        raise LastApiKey()
+    key.revoked_at = now
+    await session.flush()
+
+
+def webhook_secrets(account: Account, now: dt.datetime) -> list[str]:
+    """The secrets that verify the account's inbound webhooks, in clear: the current one, and
+    the previous one until its overlap after a rotation ends."""
+    secrets_ = [account.webhook_secret]
+    expires = account.previous_webhook_secret_expires_at
+    if account.previous_webhook_secret and expires is not None and expires > now:
+        secrets_.append(account.previous_webhook_secret)
+    return secrets_
+
+
+async def rotate_webhook_secret(
+    session: AsyncSession, account: Account, now: dt.datetime, overlap: dt.timedelta
+) -> WebhookSecretRotated:
+    """A new webhook secret, answered in clear this once. For ``overlap`` the previous one is
+    still accepted, so platforms can switch without a refused delivery; a zero overlap drops
+    it at once (a leaked secret). A rotation during the overlap ends the older one."""
+    keep = overlap > dt.timedelta(0)
+    account.previous_webhook_secret = account.webhook_secret if keep else None
+    account.previous_webhook_secret_expires_at = now + overlap if keep else None
+    account.webhook_secret = new_webhook_secret()
+    await session.flush()
+    return webhook_secret_rotated_view(account)
+
+
+async def reencrypt_account_secrets(
+    session: AsyncSession, after: tuple[str, ...] | None, limit: int
+) -> Reencrypted:
+    """One batch of ``leadflow secret-key rotate``: webhook secrets under the current key."""
+    return await reencrypt_batch(
+        session,
+        Account,
+        [Account.id],
+        [Account.webhook_secret, Account.previous_webhook_secret],
+        after=after,
+        limit=limit,
+    )
 
 
 def min_delay(account: Account, source_type: str) -> dt.timedelta:

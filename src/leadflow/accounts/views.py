@@ -6,9 +6,16 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from leadflow.accounts.schemas import AccountCreated, AccountSettings, MinDelays
+from leadflow.accounts.schemas import (
+    AccountCreated,
+    AccountSettings,
+    ApiKeyCreated,
+    ApiKeyOut,
+    MinDelays,
+    WebhookSecretRotated,
+)
 from leadflow.kit.durations import format_duration
-from leadflow.models.accounts import Account
+from leadflow.models.accounts import Account, ApiKey
 
 if TYPE_CHECKING:  # service.py imports this module
     from leadflow.accounts.service import NewAccount
@@ -37,4 +44,26 @@ def account_created_view(created: NewAccount) -> AccountCreated:
         name=created.account.name,
         api_key=created.api_key,
         webhook_secret=created.account.webhook_secret,
+    )
+
+
+def api_key_view(key: ApiKey) -> ApiKeyOut:
+    return ApiKeyOut(
+        id=key.id,
+        name=key.name,
+        prefix=key.prefix,
+        created_at=key.created_at,
+        last_used_at=key.last_used_at,
+    )
+
+
+def api_key_created_view(key: ApiKey, plaintext: str) -> ApiKeyCreated:
+    """The only view with the key itself: shown once, at creation."""
+    return ApiKeyCreated(**api_key_view(key).model_dump(), key=plaintext)
+
+
+def webhook_secret_rotated_view(account: Account) -> WebhookSecretRotated:
+    return WebhookSecretRotated(
+        webhook_secret=account.webhook_secret,
+        previous_secret_expires_at=account.previous_webhook_secret_expires_at,
     )

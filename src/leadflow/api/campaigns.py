@@ -9,7 +9,7 @@ from leadflow.campaigns import preview as previews
 from leadflow.campaigns import views
 from leadflow.campaigns.schemas import (
     BackfillIn,
-    BackfillOut,
+    BackfillJobOut,
     CampaignIn,
     CampaignOut,
     CampaignUpdate,
@@ -22,7 +22,7 @@ from leadflow.campaigns.schemas import (
 )
 from leadflow.kit.errors import error_responses
 from leadflow.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
-from leadflow.lifecycle import enrollment
+from leadflow.lifecycle import backfill
 
 router = APIRouter(tags=["campaigns"])
 
@@ -159,8 +159,20 @@ async def delete_variant(
 @router.post(
     "/v1/campaigns/{campaign_id}/backfill",
     summary="Enroll open leads captured before the campaign ran",
-    response_model=BackfillOut,
-    responses=error_responses(401, 404, 409, 422),
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=BackfillJobOut,
+    responses={
+        **error_responses(401, 404, 409, 422),
+        202: {
+            "description": "Queued; follow it at the URL in `Location`.",
+            "headers": {
+                "Location": {
+                    "description": "`/v1/campaigns/{campaign_id}/backfills/{id}`",
+                    "schema": {"type": "string"},
+                }
+            },
+        },
+    },
 )
 async def backfill_campaign(
     campaign_id: str,
@@ -168,12 +180,34 @@ async def backfill_campaign(
     account: CurrentAccount,
     session: SessionDep,
     clock: ClockDep,
-) -> BackfillOut:
-    """Takes open leads that match the filters and are in no campaign yet. The first
-    follow-up still waits for its delay after capture (so old leads go out at once)."""
-    return await enrollment.backfill_campaign(
+    response: Response,
+) -> BackfillJobOut:
+    """Queues a backfill of open leads that match the filters and are in no campaign yet,
+    and answers at once (202). A worker (`leadflow worker`, or the one inside `leadflow
+    serve`) enrolls them in chunks of 5,000 leads, each committed on its own, so a million
+    leads take minutes and progress shows at the URL in `Location`. The first follow-up still
+    waits for its delay after capture (so old leads go out at once). Refused (409) while the
+    campaign is not active or has ended, and while another backfill of it is queued or
+    running; a backfill whose campaign stops running meanwhile ends `stopped`."""
+    job = await backfill.start_backfill(
         session, account, campaign_id, body.captured_from, clock.now()
     )
+    response.headers["Location"] = f"/v1/campaigns/{job.campaign_id}/backfills/{job.id}"
+    return BackfillJobOut.model_validate(job)
+
+
+@router.get(
+    "/v1/campaigns/{campaign_id}/backfills/{backfill_id}",
+    summary="A backfill's status and progress",
+    response_model=BackfillJobOut,
+    responses=error_responses(401, 404),
+)
+async def get_backfill(
+    campaign_id: str, backfill_id: str, account: CurrentAccount, session: SessionDep
+) -> BackfillJobOut:
+    """Counts grow as each chunk of leads commits; `finished_at` is set once it is over."""
+    job = await backfill.get_backfill(session, account.id, campaign_id, backfill_id)
+    return BackfillJobOut.model_validate(job)
 
 
 @router.post(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.accounts.service import account_for_api_key
 from leadflow.config import Settings
+from leadflow.ingest.coalesce import EventQueue
 from leadflow.kit.clock import Clock
 from leadflow.kit.db import Database
 from leadflow.kit.errors import AppError
@@ -51,6 +53,17 @@ def get_notifier(request: Request) -> Notifier:
     return notifier
 
 
+def get_event_queue(request: Request) -> EventQueue:
+    """The API process's group commit of single events: built on first use, drained at
+    shutdown."""
+    state = request.app.state
+    if getattr(state, "event_queue", None) is None:
+        window = dt.timedelta(days=state.settings.attribution_days)
+        state.event_queue = EventQueue(state.db, window)
+    queue: EventQueue = state.event_queue
+    return queue
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
@@ -58,6 +71,7 @@ DatabaseDep = Annotated[Database, Depends(get_database)]
 # commit is reported to the caller instead of being lost after a 2xx.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 NotifierDep = Annotated[Notifier, Depends(get_notifier)]
+EventQueueDep = Annotated[EventQueue, Depends(get_event_queue)]
 
 
 def _unauthorized(detail: str) -> AppError:
@@ -66,11 +80,13 @@ def _unauthorized(detail: str) -> AppError:
 
 async def current_account(
     session: SessionDep,
+    clock: ClockDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Account:
+    """The account of an active API key (its last use is recorded, to the minute)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise _unauthorized("Send the API key as 'Authorization: Bearer <key>'.")
-    account = await account_for_api_key(session, credentials.credentials)
+    account = await account_for_api_key(session, credentials.credentials, clock.now())
     if account is None:
         raise _unauthorized("Unknown or revoked API key.")
     return account

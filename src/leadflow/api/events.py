@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
 
-from leadflow.api.deps import ClockDep, DatabaseDep, SettingsDep
+from leadflow.api.deps import ClockDep, DatabaseDep, EventQueueDep, SettingsDep
 from leadflow.ingest import intake
 from leadflow.ingest.schemas import BatchResult, IngestResult
 from leadflow.ingest.verify import read_body
@@ -51,6 +51,7 @@ async def receive_event(
     account_id: str,
     request: Request,
     db: DatabaseDep,
+    queue: EventQueueDep,
     settings: SettingsDep,
     clock: ClockDep,
     webhook_id: WebhookId = None,
@@ -61,7 +62,7 @@ async def receive_event(
     is the idempotency key: a repeated delivery returns the first result with
     `duplicate: true` and writes nothing."""
     delivery = _delivery(account_id, request)
-    return await intake.receive_event(db, delivery, settings, clock.now())
+    return await intake.receive_event(db, queue, delivery, settings, clock.now())
 
 
 @router.post(

@@ -128,7 +128,7 @@ def _walk(value: Any, path: str) -> Iterator[str]:
             yield from _walk(item, where)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            yield from _walk(item, f"{path}.{index}" if path else str(index))
+            yield from _walk(item, f"{path}[{index}]")  # as validation errors name it
 
 
 async def _refuse(fields: list[str], scope: Scope, receive: Receive, send: Send) -> None:

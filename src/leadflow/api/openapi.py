@@ -25,6 +25,14 @@ renewals) into leads and follows them up.
   ISO 4217 currency.
 """
 
+# A JSON body that is not even text (not UTF-8) is refused by FastAPI before validation.
+UNREADABLE_BODY = {
+    **error_responses(400)[400],
+    "description": "The body cannot be read as JSON (it is not UTF-8 text)",
+}
+
+WEBHOOKS = "/v1/webhooks/"
+
 EXTRA_SCHEMAS = (Problem, FieldProblem, EventIn, BatchEventIn, EventBatchIn)
 
 
@@ -52,12 +60,24 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     # FastAPI's own validation error schemas are never sent: every error is a Problem.
     for name in ("HTTPValidationError", "ValidationError"):
         components.pop(name, None)
-    for path in schema.get("paths", {}).values():
+    for path_name, path in schema.get("paths", {}).items():
         for operation in path.values():
-            if _is_fastapi_422(operation):
-                operation["responses"].update({str(k): v for k, v in error_responses(422).items()})
+            _document_edge_errors(path_name, operation)
     app.openapi_schema = schema
     return schema
+
+
+def _document_edge_errors(path: str, operation: dict[str, Any]) -> None:
+    """The answers every operation can give before its handler runs (``api/middleware.py``
+    and FastAPI's body parsing): a NUL in any query parameter is a 422 naming it; a JSON body
+    of the merchant API past its limit is a 413, and one that is not UTF-8 a 400. Webhook
+    intake reads its bodies itself and documents its own answers."""
+    responses = operation["responses"]
+    if _is_fastapi_422(operation) or "422" not in responses:
+        responses.update({str(k): v for k, v in error_responses(422).items()})
+    if "requestBody" in operation and not path.startswith(WEBHOOKS):
+        responses["400"] = UNREADABLE_BODY
+        responses.setdefault("413", error_responses(413)[413])
 
 
 def _is_fastapi_422(operation: dict[str, Any]) -> bool:

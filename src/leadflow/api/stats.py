@@ -39,7 +39,7 @@ Rates = Annotated[
     summary="Value, follow-ups and conversion: overall, per campaign and per step",
     response_model=StatsOut,
     response_model_by_alias=True,
-    responses=error_responses(401, 422),
+    responses=error_responses(401, 404, 422),  # 404: campaign_id is not the account's
 )
 async def stats(
     account: CurrentAccount,
@@ -101,7 +101,7 @@ async def campaign_stats(
     response_class=StreamingResponse,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "`event: stats` messages"},
-        **error_responses(401, 422),
+        **error_responses(401, 404, 422),  # 404: campaign_id is not the account's
     },
 )
 async def stats_stream(

@@ -24,7 +24,7 @@ from leadflow.templates.catalog import (
     template_keys,
 )
 from leadflow.templates.compose import lead_context
-from leadflow.templates.render import render_step
+from leadflow.templates.isolation import RenderUnavailable, render_step_bounded
 from leadflow.vocabulary import LeadStatus
 
 
@@ -80,7 +80,10 @@ async def preview(
     context = lead_context(base_url, account, lead, None)
     stored = variant.steps[body.step - 1]
     try:
-        rendered = render_step(stored, context, lead.language)
+        # A merchant's template renders in a render process, within the rendering limits.
+        rendered = await render_step_bounded(stored, context, lead.language)
+    except RenderUnavailable:
+        raise service.rendering_unavailable() from None
     except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
         # A custom template valid for the sample lead may still fail for a real one
         # (``{{ first_name.upper() }}`` without a first name): say so, do not crash.

@@ -296,8 +296,30 @@ class BackfillIn(BaseModel):
     )
 
 
-class BackfillOut(BaseModel):
-    enrolled: int
+class BackfillJobOut(BaseModel):
+    """A campaign backfill and its progress, as the worker records it chunk by chunk."""
+
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    campaign_id: str
+    status: Literal["queued", "running", "completed", "stopped", "failed"] = Field(
+        description="`queued` until a worker takes it, `running` while it works through the "
+        "leads, then `completed`; `stopped` if the campaign stopped running first (see "
+        "`reason`), `failed` on an unexpected error (see `reason`)."
+    )
+    captured_from: UtcDateTime | None = Field(
+        description="Only leads captured at or after this instant."
+    )
+    scanned: int = Field(
+        description="Open leads of the campaign's source (captured since `captured_from`) "
+        "examined so far, including those another campaign had taken."
+    )
+    enrolled: int = Field(description="Leads enrolled so far (those that matched the filters).")
+    reason: str | None = Field(description="Why it stopped or failed.")
+    created_at: UtcDateTime
+    started_at: UtcDateTime | None
+    finished_at: UtcDateTime | None
+    updated_at: UtcDateTime
 
 
 class PreviewIn(BaseModel):

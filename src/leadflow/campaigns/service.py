@@ -29,7 +29,7 @@ from leadflow.models.campaigns import Campaign, Variant
 from leadflow.models.enrollments import Enrollment
 from leadflow.notifications import events
 from leadflow.templates.catalog import TEMPLATE_SOURCE_TYPES, is_template_key
-from leadflow.templates.render import TemplateProblem, check_custom_template
+from leadflow.templates.isolation import RenderUnavailable, check_templates
 from leadflow.vocabulary import CampaignStatus
 
 _VAGUE_NAME = re.compile(
@@ -55,9 +55,45 @@ def _source_min_delay(account: Account, source: str) -> dt.timedelta:
     return min_delay(account, source)
 
 
-def _step_problems(
-    account: Account, source: str, steps: list[StepIn], prefix: str
+async def _step_problems(
+    account: Account, source: str, variants: list[tuple[list[StepIn], str]]
 ) -> list[FieldProblem]:
+    """Problems with the steps of ``(steps, field prefix)`` pairs, custom templates included:
+    those are checked (rendered for the sample lead within the rendering limits) in a
+    template render process, all in one request."""
+    problems: list[FieldProblem] = []
+    templates: list[tuple[str, str, str]] = []
+    for steps, prefix in variants:
+        problems += _steps_problems(account, source, steps, prefix, templates)
+    try:
+        checked_templates = await check_templates(templates)
+    except RenderUnavailable:
+        raise rendering_unavailable() from None
+    for checked in checked_templates:
+        if checked.problem is not None:
+            problems.append(FieldProblem(field=checked.key, message=checked.problem.message))
+    return problems
+
+
+def rendering_unavailable() -> AppError:
+    """No template render process could start: the server's problem, retried later."""
+    return AppError(
+        503,
+        "rendering_unavailable",
+        "Templates cannot be rendered right now; retry later.",
+        headers={"Retry-After": "5"},
+    )
+
+
+def _steps_problems(
+    account: Account,
+    source: str,
+    steps: list[StepIn],
+    prefix: str,
+    templates: list[tuple[str, str, str]],
+) -> list[FieldProblem]:
+    """The problems seen without rendering; the custom templates to check go to
+    ``templates`` as ``(field, part, source)``."""
     problems: list[FieldProblem] = []
     minimum = _source_min_delay(account, source)
     for index, step in enumerate(steps):
@@ -79,12 +115,8 @@ def _step_problems(
             )
         for part in ("subject", "html", "text"):
             source_text = getattr(step, part)
-            if source_text is None:
-                continue
-            try:
-                check_custom_template(part, source_text)
-            except TemplateProblem as exc:
-                problems.append(FieldProblem(field=f"{where}.{part}", message=exc.message))
+            if source_text is not None:
+                templates.append((f"{where}.{part}", part, source_text))
     return problems
 
 
@@ -157,9 +189,11 @@ def _new_variant(
 async def create_campaign(
     session: AsyncSession, account: Account, body: CampaignIn, now: dt.datetime
 ) -> Campaign:
-    problems: list[FieldProblem] = []
-    for index, variant in enumerate(body.variants):
-        problems += _step_problems(account, body.source, variant.steps, f"variants[{index}].")
+    problems = await _step_problems(
+        account,
+        body.source,
+        [(variant.steps, f"variants[{index}].") for index, variant in enumerate(body.variants)],
+    )
     names = [v.name for v in body.variants]
     if len(set(names)) != len(names):
         problems.append(FieldProblem(field="variants", message="variant names must be unique"))
@@ -283,7 +317,7 @@ async def add_variant(
     session: AsyncSession, account: Account, campaign: Campaign, body: VariantIn, now: dt.datetime
 ) -> Variant:
     _live(campaign)
-    problems = _step_problems(account, campaign.source, body.steps, "")
+    problems = await _step_problems(account, campaign.source, [(body.steps, "")])
     if problems:
         raise _invalid(problems)
     if any(v.name == body.name for v in await live_variants(session, campaign.id)):
@@ -324,7 +358,7 @@ async def update_variant(
     """Edits apply to follow-ups not sent yet; sent ones keep what was sent."""
     _live(campaign)
     if body.steps is not None:
-        problems = _step_problems(account, campaign.source, body.steps, "")
+        problems = await _step_problems(account, campaign.source, [(body.steps, "")])
         if problems:
             raise _invalid(problems)
         variant.steps = _stored_steps(body.steps)

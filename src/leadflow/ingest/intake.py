@@ -12,7 +12,9 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow.accounts.service import webhook_secrets
 from leadflow.config import Settings
+from leadflow.ingest.coalesce import EventQueue
 from leadflow.ingest.schemas import (
     BatchEventIn,
     BatchItemError,
@@ -22,7 +24,7 @@ from leadflow.ingest.schemas import (
     EventIn,
     IngestResult,
 )
-from leadflow.ingest.service import ingest_event
+from leadflow.ingest.service import Delivery, ingest_events
 from leadflow.ingest.verify import parse_json, verify_standard_webhook
 from leadflow.kit.db import Database
 from leadflow.kit.errors import field_error, not_found, problems_from_validation, validation_error
@@ -44,13 +46,13 @@ class SignedDelivery:
 async def _authenticated_body(
     db: Database, delivery: SignedDelivery, settings: Settings, now: dt.datetime
 ) -> tuple[Account, bytes]:
-    async with db.session() as session:
+    async with db.reader() as session:
         account = await session.get(Account, delivery.account_id)
     if account is None:
         raise not_found("account")
     body = await delivery.read_body(settings.max_body_bytes)
     verify_standard_webhook(
-        secrets=[account.webhook_secret],
+        secrets=webhook_secrets(account, now),
         msg_id=delivery.headers.get("webhook-id"),
         timestamp=delivery.headers.get("webhook-timestamp"),
         signature=delivery.headers.get("webhook-signature"),
@@ -62,29 +64,21 @@ async def _authenticated_body(
 
 
 async def receive_event(
-    db: Database, delivery: SignedDelivery, settings: Settings, now: dt.datetime
+    db: Database,
+    queue: EventQueue,
+    delivery: SignedDelivery,
+    settings: Settings,
+    now: dt.datetime,
 ) -> IngestResult:
-    """One signed event; its ``webhook-id`` is the idempotency key."""
+    """One signed event; its ``webhook-id`` is the idempotency key. Written through
+    ``queue``, together with the account's other events arriving meanwhile."""
     account, body = await _authenticated_body(db, delivery, settings, now)
     try:
         event = EventIn.model_validate(parse_json(body))
     except ValidationError as exc:
         raise validation_error(exc) from None
     webhook_id = delivery.headers["webhook-id"]  # checked by the signature verification
-    window = dt.timedelta(days=settings.attribution_days)
-
-    async def work(session: AsyncSession) -> IngestResult:
-        return await ingest_event(
-            session,
-            account,
-            external_id=webhook_id,
-            event=event,
-            raw_body=body.decode(),
-            now=now,
-            attribution_window=window,
-        )
-
-    return await db.transaction(work)
+    return await queue.ingest(account, Delivery(webhook_id, event, body.decode()), now)
 
 
 async def receive_batch(
@@ -119,29 +113,16 @@ async def receive_batch(
             )
             continue
         valid.append((index, parsed, _raw(item)))
-    # Stable lock order across concurrent batches: ingest_event locks each contact (email)
-    # until commit, so take them in email order, then by item id.
-    valid.sort(key=lambda entry: (entry[1].customer.email.lower(), entry[1].id))
     window = dt.timedelta(days=settings.attribution_days)
+    deliveries = [Delivery(parsed.id, parsed, raw) for _, parsed, raw in valid]
 
-    async def work(session: AsyncSession) -> list[tuple[int, str, IngestResult]]:
-        out = []
-        for index, parsed, raw in valid:
-            outcome = await ingest_event(
-                session,
-                account,
-                external_id=parsed.id,
-                event=parsed,
-                raw_body=raw,
-                now=now,
-                attribution_window=window,
-            )
-            out.append((index, parsed.id, outcome))
-        return out
+    async def work(session: AsyncSession) -> list[IngestResult]:
+        return await ingest_events(session, account, deliveries, now=now, attribution_window=window)
 
-    for index, item_id, outcome in await db.transaction(work):
+    outcomes = await db.transaction(work)
+    for (index, parsed, _), outcome in zip(valid, outcomes, strict=True):
         results[index] = BatchItemResult(
-            id=item_id,
+            id=parsed.id,
             index=index,
             status="duplicate" if outcome.duplicate else "accepted",
             result=outcome,

@@ -60,7 +60,8 @@ def verify_standard_webhook(
         sent_at = int(timestamp)
     except ValueError:
         raise _unauthorized("webhook-timestamp must be integer seconds since the epoch.") from None
-    if abs(now.timestamp() - sent_at) > tolerance.total_seconds():
+    # Integers throughout: a timestamp of hundreds of digits is far off, not a float overflow.
+    if abs(int(now.timestamp()) - sent_at) > tolerance.total_seconds():
         raise TimestampOutOfTolerance(
             f"webhook-timestamp is more than {int(tolerance.total_seconds())} s away from now; "
             "replays are refused."
@@ -84,8 +85,35 @@ def parse_json(body: bytes) -> Any:
         raise MalformedJson(
             f"The body is not valid JSON: {exc}", message="malformed JSON"
         ) from None
-    _check_storable(data)
+    if not _plainly_storable(data):
+        _check_storable(data)  # names each offending field
     return data
+
+
+def _plainly_storable(data: Any) -> bool:
+    """The common case, checked without building field paths: every string storable and the
+    nesting within bounds."""
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            if not _storable(value):
+                return False
+        elif isinstance(value, dict):
+            if depth >= MAX_JSON_DEPTH:
+                return False
+            for key, item in value.items():
+                if not _storable(key):
+                    return False
+                if not isinstance(item, str | int | float | bool | None):
+                    stack.append((item, depth + 1))
+                elif isinstance(item, str) and not _storable(item):
+                    return False
+        elif isinstance(value, list):
+            if depth >= MAX_JSON_DEPTH:
+                return False
+            stack.extend((item, depth + 1) for item in value)
+    return True
 
 
 def _storable(text: str) -> bool:

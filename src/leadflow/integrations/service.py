@@ -12,6 +12,7 @@ from leadflow.integrations.schemas import IntegrationIn, IntegrationOut, Platfor
 from leadflow.kit.db import insert_for
 from leadflow.kit.errors import field_error, not_found
 from leadflow.kit.pagination import Page
+from leadflow.kit.secrets import Reencrypted, reencrypt_batch
 from leadflow.models.integrations import Integration, PlatformCustomer
 
 
@@ -136,3 +137,17 @@ async def known_customer(
     session: AsyncSession, account_id: str, platform: str, customer_id: str
 ) -> PlatformCustomer | None:
     return await session.get(PlatformCustomer, (account_id, platform, customer_id))
+
+
+async def reencrypt_integration_secrets(
+    session: AsyncSession, after: tuple[str, ...] | None, limit: int
+) -> Reencrypted:
+    """One batch of ``leadflow secret-key rotate``: platform secrets under the current key."""
+    return await reencrypt_batch(
+        session,
+        Integration,
+        [Integration.account_id, Integration.platform],
+        [Integration.secret, Integration.validation_key],
+        after=after,
+        limit=limit,
+    )

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import JSON, DateTime, MetaData, Numeric, event, select
+from sqlalchemy import JSON, DateTime, MetaData, Numeric, Table, event, select
 from sqlalchemy import exc as sqlalchemy_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
@@ -88,6 +88,23 @@ class Money(TypeDecorator[Decimal]):
 JSONType = JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 
+# Rows per multi-row statement: far below PostgreSQL's 32,767 bind parameters (and SQLite's
+# 32,766) for the widest table, large enough that a 1,000-event batch is a few statements.
+ROWS_PER_STATEMENT = 500
+
+
+def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """``items`` in consecutive slices of at most ``size``."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def table(model: type[Base]) -> Table:
+    """The model's table, for Core statements on a hot path where no ORM object is needed
+    (bulk inserts and updates skip the ORM's per-row bookkeeping)."""
+    return cast(Table, model.__table__)
+
+
 def insert_for(session: AsyncSession) -> Any:
     """The dialect's ``insert`` (both offer ``on_conflict_do_nothing/_update``)."""
     name = session.get_bind().dialect.name
@@ -146,6 +163,10 @@ class Database:
         self.url = url
         self.engine = create_engine(url, pool_size=pool_size)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        # Same pool, no transaction: a lone read costs one round trip, not BEGIN + COMMIT.
+        self._readers = async_sessionmaker(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+        )
 
     @property
     def dialect(self) -> str:
@@ -161,6 +182,15 @@ class Database:
             except BaseException:
                 await session.rollback()
                 raise
+
+    @asynccontextmanager
+    async def reader(self) -> AsyncIterator[AsyncSession]:
+        """A session for reads outside any transaction, each statement seeing the latest
+        committed rows: for a look-up that precedes the real unit of work (an account
+        before its webhook body is read). Reads only: with no transaction around it, a
+        write would be kept at once, outside any unit of work."""
+        async with self._readers() as session:
+            yield session
 
     async def transaction(
         self, work: Callable[[AsyncSession], Awaitable[T]], attempts: int = 3

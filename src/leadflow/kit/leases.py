@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 
-def lease_free(model: Any, now: dt.datetime) -> ColumnElement[bool]:
+def lease_free(model: Any, now: dt.datetime | ColumnElement[dt.datetime]) -> ColumnElement[bool]:
     """Rows nobody holds: never leased, or their lease has expired."""
     return or_(model.lease_until.is_(None), model.lease_until < now)
 
@@ -42,12 +42,16 @@ async def claim_due(
     still_due: Iterable[ColumnElement[bool]],
     claim: Mapping[str, Any],
     returning: Sequence[InstrumentedAttribute[Any]] = (),
+    locked: bool = False,
+    params: Mapping[str, Any] | None = None,
 ) -> list[Row[Any]]:
     """Claim the rows ``candidates`` selects (their ids, ordered and limited) that are still
     due by ``still_due`` when updated, setting ``claim`` on them. Returns ``(id, *returning)``
-    per claimed row."""
-    locked = candidates.with_for_update(of=model, skip_locked=True)
-    ids = list((await session.execute(locked)).scalars())
+    per claimed row. ``locked``: ``candidates`` takes its row locks itself (a query that
+    cannot carry ``FOR UPDATE`` at its top, such as a union); ``params``: its parameters."""
+    if not locked:
+        candidates = candidates.with_for_update(of=model, skip_locked=True)
+    ids = list((await session.execute(candidates, dict(params or {}))).scalars())
     if not ids:
         return []
     claimed = await session.execute(

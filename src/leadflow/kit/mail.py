@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import binascii
 import contextlib
+import functools
 import os
+import re
+import secrets
 import tempfile
+import time
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from email.header import Header
 from email.message import EmailMessage
+from email.utils import formataddr, parseaddr
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -24,8 +34,110 @@ class PermanentMailError(Exception):
     """Refused for good (5xx replies): retrying would not help."""
 
 
+@dataclass(frozen=True)
+class WireEmail:
+    """A message already in its wire form, built without the email package's object model
+    (which costs milliseconds a message): the envelope, the bytes, and the headers as given.
+    Reads like an ``EmailMessage`` where transports need it (``message["Message-ID"]``,
+    ``as_bytes()``)."""
+
+    mail_from: str
+    rcpt_to: tuple[str, ...]
+    data: bytes
+    headers: tuple[tuple[str, str], ...]
+
+    def __getitem__(self, name: str) -> str | None:
+        wanted = name.lower()
+        return next((value for key, value in self.headers if key.lower() == wanted), None)
+
+    def as_bytes(self) -> bytes:
+        return self.data
+
+
+Mail = EmailMessage | WireEmail
+
+_ADDRESS_HEADERS = frozenset({"from", "to", "cc", "reply-to", "sender"})
+_MAX_LINE = 998  # RFC 5322: the limit; unfolded ASCII values reach it only in theory
+
+
+# A bare address that needs no parsing: the usual recipient.
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+")
+
+
+@functools.lru_cache(maxsize=1024)
+def _address(value: str) -> tuple[str, str]:
+    """``(display name, address)`` of a one-address header (a sender repeats: kept)."""
+    if _PLAIN_ADDRESS.fullmatch(value):
+        return "", value
+    return parseaddr(value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _address_line(name: str, value: str) -> str:
+    display, address = _address(value)
+    if not address or not address.isascii():
+        raise ValueError(f"{name}: {value!r} is not an ASCII address")
+    # A display name outside ASCII becomes an RFC 2047 encoded-word.
+    return f"{name}: {formataddr((display, address), charset='utf-8')}"
+
+
+def _header_line(name: str, value: str) -> str:
+    if "\r" in value or "\n" in value:
+        raise ValueError(f"{name} must be one line")
+    if name.lower() in _ADDRESS_HEADERS:
+        if _PLAIN_ADDRESS.fullmatch(value):
+            return f"{name}: {value}"
+        return _address_line(name, value)
+    if value.isascii():
+        if len(name) + 2 + len(value) > _MAX_LINE:
+            raise ValueError(f"{name} is longer than a line")
+        return f"{name}: {value}"
+    # Outside ASCII: RFC 2047 encoded-words, folded to lines of at most 76 characters.
+    return f"{name}: {Header(value, 'utf-8', header_name=name).encode(linesep=chr(10))}"
+
+
+def _text_part(subtype: str, content: str) -> str:
+    # Every line ends with a newline, as EmailMessage.set_content writes it.
+    body = "\n".join(content.splitlines()) + "\n"
+    encoded = binascii.b2a_qp(body.encode("utf-8"), istext=True).decode("ascii")
+    return (
+        f'Content-Type: text/{subtype}; charset="utf-8"\n'
+        "Content-Transfer-Encoding: quoted-printable\n\n"
+        f"{encoded}"
+    )
+
+
+def wire_email(headers: Sequence[tuple[str, str]], *, text: str, html: str) -> WireEmail:
+    """A ``multipart/alternative`` message (plain text, then HTML, both UTF-8 in
+    quoted-printable) with ``headers`` in order; ``From`` and ``To`` make the envelope.
+    Raises ValueError for what it cannot write in ASCII (an address outside ASCII, a header
+    spanning lines): build such a message with ``EmailMessage`` instead."""
+    lines = [_header_line(name, value) for name, value in headers]
+    given = dict((name.lower(), value) for name, value in headers)
+    mail_from = _address(given.get("sender") or given.get("from", ""))[1]
+    rcpt_to = tuple(_address(given[key])[1] for key in ("to", "cc") if key in given)
+    if not mail_from or not rcpt_to:
+        raise ValueError("a message needs From and To")
+    # "=" never occurs unencoded in quoted-printable, so no body line can match the boundary.
+    boundary = f"=_{secrets.token_hex(16)}"
+    text_part, html_part = _text_part("plain", text), _text_part("html", html)
+    # The line break before a boundary belongs to the boundary, not to the part.
+    data = (
+        "\n".join(lines)
+        + "\nMIME-Version: 1.0\n"
+        + f'Content-Type: multipart/alternative; boundary="{boundary}"\n\n'
+        + f"--{boundary}\n{text_part}\n--{boundary}\n{html_part}\n--{boundary}--\n"
+    )
+    return WireEmail(
+        mail_from=mail_from,
+        rcpt_to=rcpt_to,
+        data=data.replace("\n", "\r\n").encode("ascii"),
+        headers=tuple(headers),
+    )
+
+
 class MailTransport(Protocol):
-    async def send(self, message: EmailMessage) -> None: ...
+    async def send(self, message: Mail) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -36,10 +148,10 @@ class FileTransport:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Mail) -> None:
         await asyncio.to_thread(self._write, message)
 
-    def _write(self, message: EmailMessage) -> None:
+    def _write(self, message: Mail) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         name = str(message["Message-ID"]).strip("<>").replace("/", "_") + ".eml"
         fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
@@ -73,6 +185,11 @@ class SmtpOptions:
         self.validate_certs = query.get("verify", "true") not in ("0", "false", "no")
 
 
+# A pooled connection unused this long is checked with NOOP before it carries a message
+# (servers drop idle clients); one in steady use goes straight to MAIL FROM.
+IDLE_CHECK_SECONDS = 5.0
+
+
 class SmtpTransport:
     """A small pool of reused SMTP connections with a concurrency limit."""
 
@@ -81,6 +198,9 @@ class SmtpTransport:
         self.timeout = timeout
         self._limit = asyncio.Semaphore(pool_size)
         self._idle: list[aiosmtplib.SMTP] = []
+        self._last_used: weakref.WeakKeyDictionary[aiosmtplib.SMTP, float] = (
+            weakref.WeakKeyDictionary()
+        )
         self.connections_opened = 0
 
     async def _connect(self) -> aiosmtplib.SMTP:
@@ -103,6 +223,9 @@ class SmtpTransport:
         while self._idle:
             client = self._idle.pop()
             if client.is_connected:
+                used = self._last_used.get(client, 0.0)
+                if time.monotonic() - used < IDLE_CHECK_SECONDS:
+                    return client
                 try:
                     await client.noop()
                     return client
@@ -110,14 +233,17 @@ class SmtpTransport:
                     await _quietly_close(client)
         return await self._connect()
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Mail) -> None:
         async with self._limit:
             try:
                 client = await self._checkout()
             except (aiosmtplib.SMTPException, OSError) as exc:
                 raise TransientMailError(f"cannot connect: {exc}") from exc
             try:
-                await client.send_message(message)
+                if isinstance(message, WireEmail):
+                    await client.sendmail(message.mail_from, list(message.rcpt_to), message.data)
+                else:
+                    await client.send_message(message)
             except aiosmtplib.SMTPRecipientsRefused as exc:
                 self._idle.append(client)
                 codes = [r.code for r in exc.recipients]
@@ -133,6 +259,7 @@ class SmtpTransport:
             except (aiosmtplib.SMTPException, OSError) as exc:
                 await _quietly_close(client)
                 raise TransientMailError(str(exc) or exc.__class__.__name__) from exc
+            self._last_used[client] = time.monotonic()
             self._idle.append(client)
 
     async def close(self) -> None:

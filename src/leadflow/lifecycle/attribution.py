@@ -45,6 +45,26 @@ def purchases_completing(
     )
 
 
+def completes(
+    purchase: Event,
+    *,
+    reference: str,
+    email: str | None,
+    captured_at: dt.datetime,
+    window: dt.timedelta,
+) -> bool:
+    """The rule of ``purchases_completing`` on rows already loaded (account and type
+    checked by the caller), for matching many leads against candidates read at once."""
+    occurred_at = purchase.occurred_at
+    if purchase.reference == reference and occurred_at >= captured_at - window:
+        return True
+    return (
+        email is not None
+        and purchase.email == email
+        and captured_at <= occurred_at <= captured_at + window
+    )
+
+
 def leads_completed_by(purchase: Event, window: dt.timedelta) -> ColumnElement[bool]:
     """Leads that ``purchase`` completes: the same rule as above, with the purchase fixed."""
     occurred_at = purchase.occurred_at

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -10,10 +11,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow.kit.db import insert_for
+from leadflow.kit.db import ROWS_PER_STATEMENT, chunks, insert_for, table
 from leadflow.kit.ids import new_id
-from leadflow.lifecycle.conversions import convert_by_earlier_purchase
-from leadflow.lifecycle.enrollment import enroll_new_lead
+from leadflow.lifecycle.conversions import convert_by_earlier_purchases
+from leadflow.lifecycle.enrollment import enroll_new_leads
 from leadflow.models.accounts import Account
 from leadflow.models.leads import Lead, LeadEvent
 from leadflow.notifications import events
@@ -55,81 +56,170 @@ class LeadFacts:
         }
 
 
-async def capture_lead(
+Captured = tuple[Lead, bool]
+"""A lead an event described, and whether that event created it."""
+
+_KEY = ("account_id", "source_type", "reference")
+
+
+async def upsert_leads(
     session: AsyncSession,
-    account: Account,
-    event_id: str,
-    facts: LeadFacts,
-    *,
-    attribution_window: dt.timedelta,
+    account_id: str,
+    items: Sequence[tuple[str, LeadFacts]],
     now: dt.datetime,
-) -> Lead:
-    """Create or update the lead an event describes. A new lead is converted by a purchase
-    that arrived first, else enrolled in the best matching campaign, and announced (ILN)."""
-    lead, created = await _upsert_lead(session, account.id, event_id, facts, now)
-    if lead.status == LeadStatus.OPEN:
-        await convert_by_earlier_purchase(session, lead, attribution_window, now)
-    if created:
-        campaign_id = None
-        if lead.status == LeadStatus.OPEN:
-            campaign_id = await enroll_new_lead(session, account, lead, now)
-        await events.lead_captured(session, lead, campaign_id, now)
-    return lead
+) -> list[Captured]:
+    """Create or update the lead each ``(event_id, facts)`` describes, set-based: one insert
+    for the new leads, one locked read of the known ones, one insert of their lead events.
+    Items about the same lead apply in order, as if they came one by one. Returns, per item,
+    its lead and whether that item created it."""
+    by_key: dict[tuple[str, str], list[int]] = {}
+    for index, (_event_id, facts) in enumerate(items):
+        by_key.setdefault((facts.source_type.value, facts.reference), []).append(index)
+    new_rows = []
+    for key, indexes in sorted(by_key.items()):
+        state = _fresh(items[indexes[0]][1])
+        for index in indexes[1:]:
+            _apply(state, items[index][1])
+        new_rows.append(_lead_row(account_id, key, state, now))
 
-
-async def _upsert_lead(
-    session: AsyncSession, account_id: str, event_id: str, facts: LeadFacts, now: dt.datetime
-) -> tuple[Lead, bool]:
-    details = facts.details()
-    occurred_at = facts.occurred_at
     insert = insert_for(session)
-    stmt = (
-        insert(Lead)
-        .values(
-            id=new_id("lead"),
-            account_id=account_id,
-            source_type=facts.source_type.value,
-            reference=facts.reference,
-            status=LeadStatus.OPEN.value,
-            attributes=facts.attributes,
-            captured_at=occurred_at,
-            last_event_at=occurred_at,
-            created_at=now,
-            updated_at=now,
-            **details,
-        )
-        .on_conflict_do_nothing(index_elements=["account_id", "source_type", "reference"])
-        .returning(Lead.id)
-    )
-    created = (await session.execute(stmt)).scalar_one_or_none() is not None
-    lead = (
-        await session.execute(
-            select(Lead)
-            .where(
-                Lead.account_id == account_id,
-                Lead.source_type == facts.source_type.value,
-                Lead.reference == facts.reference,
-            )
-            .with_for_update()
+    created: dict[tuple[str, str], Lead] = {}
+    if new_rows:
+        stmt = (
+            insert(Lead)
+            .on_conflict_do_nothing(index_elements=list(_KEY))
+            .returning(Lead)
             .execution_options(populate_existing=True)
         )
-    ).scalar_one()
-    if not created:
-        if occurred_at >= lead.last_event_at:
-            for name, value in details.items():
-                if value is not None and value != []:
-                    setattr(lead, name, value)
-            lead.attributes = {**lead.attributes, **facts.attributes}
-            lead.last_event_at = occurred_at
-        lead.captured_at = min(lead.captured_at, occurred_at)
+        for lead in await session.scalars(stmt, new_rows):
+            created[(lead.source_type, lead.reference)] = lead
+    known = await _lock_known(session, account_id, [key for key in by_key if key not in created])
+    for key, lead in known.items():
+        state = {name: getattr(lead, name) for name in _STATE}
+        for index in by_key[key]:
+            _apply(state, items[index][1])
+        for name, value in state.items():
+            if value != getattr(lead, name):
+                setattr(lead, name, value)
         lead.updated_at = now
-    session.add(
-        LeadEvent(
-            lead_id=lead.id,
-            event_id=event_id,
-            account_id=account_id,
-            role=LeadEventRole.CAPTURE if created else LeadEventRole.UPDATE,
+
+    out: list[Captured] = []
+    lead_events = []
+    for index, (event_id, facts) in enumerate(items):
+        key = (facts.source_type.value, facts.reference)
+        lead = created.get(key) or known[key]
+        first = key in created and by_key[key][0] == index
+        out.append((lead, first))
+        lead_events.append(
+            {
+                "lead_id": lead.id,
+                "event_id": event_id,
+                "account_id": account_id,
+                "role": LeadEventRole.CAPTURE if first else LeadEventRole.UPDATE,
+            }
         )
+    if lead_events:
+        await session.execute(insert(table(LeadEvent)), lead_events)
+    return out
+
+
+async def settle_new_leads(
+    session: AsyncSession,
+    account: Account,
+    captured: Sequence[Captured],
+    attribution_window: dt.timedelta,
+    now: dt.datetime,
+) -> None:
+    """After ``upsert_leads`` (and after the purchases of the same batch were applied): an
+    open lead is converted by a purchase that arrived first; a new lead that stays open is
+    enrolled in the best matching campaign; every new lead is announced (ILN)."""
+    leads = list({lead.id: lead for lead, _ in captured}.values())
+    await convert_by_earlier_purchases(
+        session,
+        [lead for lead in leads if lead.status == LeadStatus.OPEN],
+        attribution_window,
+        now,
     )
-    await session.flush()
-    return lead, created
+    new = [lead for lead, created in captured if created]
+    campaigns = await enroll_new_leads(
+        session, account, [lead for lead in new if lead.status == LeadStatus.OPEN], now
+    )
+    await events.leads_captured(session, [(lead, campaigns.get(lead.id)) for lead in new], now)
+
+
+# The columns an event writes, and how a later event about the same lead changes them.
+_DETAILS = (
+    "email",
+    "first_name",
+    "last_name",
+    "language",
+    "country",
+    "timezone",
+    "products",
+    "amount",
+    "currency",
+    "recovery_url",
+)
+_STATE = (*_DETAILS, "attributes", "captured_at", "last_event_at")
+
+
+def _fresh(facts: LeadFacts) -> dict[str, Any]:
+    return {
+        **facts.details(),
+        "attributes": dict(facts.attributes),
+        "captured_at": facts.occurred_at,
+        "last_event_at": facts.occurred_at,
+    }
+
+
+def _apply(state: dict[str, Any], facts: LeadFacts) -> None:
+    """A later event about a known lead: a newer one overwrites what it carries and adds its
+    attributes; any one can move the capture time earlier."""
+    if facts.occurred_at >= state["last_event_at"]:
+        for name, value in facts.details().items():
+            if value is not None and value != []:
+                state[name] = value
+        state["attributes"] = {**state["attributes"], **facts.attributes}
+        state["last_event_at"] = facts.occurred_at
+    state["captured_at"] = min(state["captured_at"], facts.occurred_at)
+
+
+def _lead_row(
+    account_id: str, key: tuple[str, str], state: dict[str, Any], now: dt.datetime
+) -> dict[str, Any]:
+    return {
+        "id": new_id("lead"),
+        "account_id": account_id,
+        "source_type": key[0],
+        "reference": key[1],
+        "status": LeadStatus.OPEN.value,
+        "converted_at": None,
+        "created_at": now,
+        "updated_at": now,
+        **state,
+    }
+
+
+async def _lock_known(
+    session: AsyncSession, account_id: str, keys: list[tuple[str, str]]
+) -> dict[tuple[str, str], Lead]:
+    """The existing leads with these keys, locked for the rest of the transaction."""
+    out: dict[tuple[str, str], Lead] = {}
+    by_source: dict[str, list[str]] = {}
+    for source_type, reference in sorted(keys):
+        by_source.setdefault(source_type, []).append(reference)
+    for source_type, references in by_source.items():
+        for chunk in chunks(references, ROWS_PER_STATEMENT):
+            rows = await session.scalars(
+                select(Lead)
+                .where(
+                    Lead.account_id == account_id,
+                    Lead.source_type == source_type,
+                    Lead.reference.in_(chunk),
+                )
+                .order_by(Lead.reference)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+            out.update(((lead.source_type, lead.reference), lead) for lead in rows)
+    return out

@@ -4,22 +4,40 @@ earned it."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from decimal import Decimal
+from itertools import zip_longest
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.abtest.service import evaluate as evaluate_ab_test
-from leadflow.kit.db import insert_for
+from leadflow.kit.db import ROWS_PER_STATEMENT, chunks, insert_for
 from leadflow.kit.ids import new_id
-from leadflow.lifecycle.attribution import leads_completed_by, purchases_completing
+from leadflow.lifecycle.attribution import completes, leads_completed_by
 from leadflow.lifecycle.sequence import stop_active
 from leadflow.models.enrollments import Enrollment, Message
 from leadflow.models.events import Event
 from leadflow.models.leads import Conversion, Lead, LeadEvent
 from leadflow.notifications import events
 from leadflow.stats.service import bump
-from leadflow.vocabulary import MAYBE_SENT, LeadEventRole, LeadStatus, StopReason
+from leadflow.vocabulary import MAYBE_SENT, EventType, LeadEventRole, LeadStatus, StopReason
+
+
+async def convert_by_purchases(
+    session: AsyncSession, purchase_ids: Sequence[str], window: dt.timedelta, now: dt.datetime
+) -> dict[str, list[str]]:
+    """New purchases arrived: each converts every open lead it completes. Returns the
+    converted lead ids per purchase id."""
+    converted: dict[str, list[str]] = {purchase_id: [] for purchase_id in purchase_ids}
+    if not purchase_ids:
+        return converted
+    purchases = await session.scalars(
+        select(Event).where(Event.id.in_(purchase_ids)).order_by(Event.occurred_at, Event.id)
+    )
+    for purchase in purchases.all():
+        converted[purchase.id] = await convert_open_leads(session, purchase, window, now)
+    return converted
 
 
 async def convert_open_leads(
@@ -43,32 +61,49 @@ async def convert_open_leads(
     return [lead.id for lead in leads]
 
 
-async def convert_by_earlier_purchase(
-    session: AsyncSession, lead: Lead, window: dt.timedelta, now: dt.datetime
+async def convert_by_earlier_purchases(
+    session: AsyncSession, leads: Sequence[Lead], window: dt.timedelta, now: dt.datetime
 ) -> None:
-    """A purchase can arrive before the cart event it completes: look back for it."""
-    purchase = (
-        (
-            await session.execute(
-                select(Event)
-                .where(
-                    purchases_completing(
-                        account_id=lead.account_id,
-                        reference=lead.reference,
-                        email=lead.email,
-                        captured_at=lead.captured_at,
-                        window=window,
-                    )
-                )
-                .order_by(Event.occurred_at)
-                .limit(1)
+    """A purchase can arrive before the cart event it completes: look back for one, for many
+    open leads of one account in one query (candidates by reference or email, the window
+    checked here)."""
+    if not leads:
+        return
+    account_id = leads[0].account_id
+    references = sorted({lead.reference for lead in leads})
+    emails = sorted({lead.email for lead in leads})
+    candidates: list[Event] = []
+    for refs, mails in zip_longest(
+        chunks(references, ROWS_PER_STATEMENT), chunks(emails, ROWS_PER_STATEMENT)
+    ):
+        found = await session.scalars(
+            select(Event)
+            .where(
+                Event.account_id == account_id,
+                Event.type == EventType.ORDER_COMPLETED.value,
+                or_(Event.reference.in_(refs or ()), Event.email.in_(mails or ())),
             )
+            .order_by(Event.occurred_at, Event.id)
         )
-        .scalars()
-        .first()
-    )
-    if purchase is not None:
-        await _convert(session, lead, purchase, window, now)
+        candidates.extend(found)
+    candidates.sort(key=lambda event: (event.occurred_at, event.id))
+    for lead in leads:
+        purchase = next(
+            (
+                event
+                for event in candidates
+                if completes(
+                    event,
+                    reference=lead.reference,
+                    email=lead.email,
+                    captured_at=lead.captured_at,
+                    window=window,
+                )
+            ),
+            None,
+        )
+        if purchase is not None:
+            await _convert(session, lead, purchase, window, now)
 
 
 async def _convert(

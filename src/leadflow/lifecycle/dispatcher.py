@@ -6,18 +6,40 @@ import asyncio
 import datetime as dt
 import logging
 import secrets
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import Select, and_, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.config import Settings
 from leadflow.kit.clock import Clock
-from leadflow.kit.db import Database, insert_for
+from leadflow.kit.db import ROWS_PER_STATEMENT, Database, chunks, insert_for
 from leadflow.kit.ids import new_id
 from leadflow.kit.leases import claim_due, lease, lease_free, release_held
-from leadflow.kit.mail import MailTransport, PermanentMailError, TransientMailError
-from leadflow.lifecycle.outcomes import DispatchReport, Outgoing, record_failure, record_sent
-from leadflow.lifecycle.rules import due_at, is_paused, lock_recipient, not_paused
+from leadflow.kit.locking import lock_keys
+from leadflow.kit.mail import Mail, MailTransport, PermanentMailError, TransientMailError
+from leadflow.lifecycle.outcomes import (
+    DispatchReport,
+    Outgoing,
+    record_failure,
+    record_sent,
+    record_sent_many,
+)
+from leadflow.lifecycle.rules import (
+    aware as aware_utc,
+)
+from leadflow.lifecycle.rules import (
+    claimable,
+    due_after,
+    due_at,
+    is_paused,
+    last_sent,
+    lock_recipient,
+    not_paused,
+)
 from leadflow.lifecycle.sequence import complete, settle, stop
 from leadflow.models.accounts import Account
 from leadflow.models.campaigns import Campaign, Variant
@@ -27,6 +49,7 @@ from leadflow.models.tracking import Suppression
 from leadflow.notifications import events
 from leadflow.templates.compose import build_email, lead_context, sender, unsubscribe_url
 from leadflow.templates.render import render_step
+from leadflow.templates.wire import build_wire_email
 from leadflow.vocabulary import (
     MAYBE_SENT,
     EnrollmentState,
@@ -37,9 +60,22 @@ from leadflow.vocabulary import (
 
 log = logging.getLogger("leadflow.dispatch")
 
+Row = TypeVar("Row", Lead, Account, Campaign, Variant)
+
 # A message row left in "sending" this long means its worker died mid-send: we cannot know
 # whether the server took it, so it is never sent again (at most once) and marked "unknown".
 STALE_SENDING = dt.timedelta(minutes=15)
+
+
+@dataclass
+class _Batch:
+    """A claimed batch: its lease token, the follow-ups recorded to send, the enrollments
+    left to the one-at-a-time path, and what happened to it so far."""
+
+    token: str
+    report: DispatchReport = field(default_factory=DispatchReport)
+    outgoing: list[Outgoing] = field(default_factory=list)
+    single: list[str] = field(default_factory=list)
 
 
 class Dispatcher:
@@ -59,13 +95,67 @@ class Dispatcher:
         self.stopping = True
 
     async def run_once(self) -> DispatchReport:
-        """One tick: claim a batch of due enrollments and process each of them."""
-        report = DispatchReport()
+        """One tick: claim a batch of due enrollments, decide and record the whole batch in
+        one transaction, send the follow-ups over the pool, then record what SMTP answered
+        for all of them at once. Enrollments needing more than a send (a stop, a resumed or
+        already recorded step, a pause since the claim, a broken template) take the careful
+        one-at-a-time path afterwards."""
+        return await self._finish(await self._begin())
+
+    async def run_until_idle(self, max_rounds: int = 100) -> DispatchReport:
+        """Repeat ticks until nothing is due (tests, one-off catch-up)."""
+        return await self._run(max_rounds, lambda report: report.claimed > 0)
+
+    async def run_while_due(self, max_rounds: int = 1000) -> DispatchReport:
+        """The worker's tick: batch after batch while the claims come back full (more is due
+        than one batch), so that a backlog goes out at the speed of the pool, not one batch
+        an interval; stops at the first short batch, or when shutting down."""
+        full = self.settings.dispatch_batch_size
+        return await self._run(max_rounds, lambda report: report.claimed >= full)
+
+    async def _run(self, max_rounds: int, more: Callable[[DispatchReport], bool]) -> DispatchReport:
+        """Batches while ``more`` says so after each claim. The next batch is claimed and
+        recorded while the one before is being sent: the database work overlaps SMTP. Once
+        a claim comes back empty, one more is tried after the batch in flight has finished
+        (it may have given work back)."""
+        total = DispatchReport()
+        batch = await self._begin()
+        for round_ in range(1, max_rounds + 1):
+            sending = asyncio.create_task(self._finish(batch))
+            if not more(batch.report) or round_ == max_rounds or self.stopping:
+                _add(total, await sending)
+                break
+            try:
+                following = await self._begin()
+            finally:
+                _add(total, await sending)
+            if following.report.claimed == 0:
+                following = await self._begin()
+            batch = following
+        return total
+
+    async def _begin(self) -> _Batch:
+        """Claim a batch and record its sends (``sending``)."""
+        batch = _Batch(token=secrets.token_hex(16))
         if self.stopping:
-            return report
-        token = secrets.token_hex(16)
-        claimed = await self._claim(token)
-        report.claimed = len(claimed)
+            return batch
+        claimed = await self._claim(batch.token)
+        batch.report.claimed = len(claimed)
+        if not claimed:
+            return batch
+        try:
+            batch.outgoing, batch.single = await self._prepare_batch(
+                claimed, batch.token, batch.report
+            )
+        except Exception:  # rolled back: each enrollment takes the careful path instead
+            log.exception("dispatch of a batch of %d failed; one at a time", len(claimed))
+            batch.single = claimed
+        return batch
+
+    async def _finish(self, batch: _Batch) -> DispatchReport:
+        """Send a begun batch, record the outcomes, then the one-at-a-time rest."""
+        token, report = batch.token, batch.report
+        await self._send_batch(batch.outgoing, token, report)
         limit = asyncio.Semaphore(self.settings.smtp_pool_size)
 
         async def guarded(enrollment_id: str) -> None:
@@ -81,43 +171,37 @@ class Dispatcher:
                     report.errors.append(f"{enrollment_id}: {exc}")
                     await self._release(enrollment_id, token)
 
-        await asyncio.gather(*(guarded(eid) for eid in claimed))
+        await asyncio.gather(*(guarded(eid) for eid in batch.single))
         return report
-
-    async def run_until_idle(self, max_rounds: int = 100) -> DispatchReport:
-        """Repeat ticks until nothing is due (tests, one-off catch-up)."""
-        total = DispatchReport()
-        for _ in range(max_rounds):
-            report = await self.run_once()
-            for name in ("claimed", "sent", "rescheduled", "retried", "failed", "stopped"):
-                setattr(total, name, getattr(total, name) + getattr(report, name))
-            total.completed += report.completed
-            total.skipped += report.skipped
-            total.errors += report.errors
-            if report.claimed == 0:
-                break
-        return total
 
     async def _claim(self, token: str) -> list[str]:
         now = self.clock.now()
         due = (Enrollment.state == EnrollmentState.ACTIVE, Enrollment.next_due_at <= now)
-        candidates = (
-            select(Enrollment.id)
-            .join(Account, Account.id == Enrollment.account_id)
-            .join(Campaign, Campaign.id == Enrollment.campaign_id)
-            .join(Lead, Lead.id == Enrollment.lead_id)
-            .outerjoin(
-                LeadGroup,
-                and_(
-                    LeadGroup.account_id == Enrollment.account_id,
-                    LeadGroup.key == Lead.source_type,
-                ),
-            )
-            .where(*due, lease_free(Enrollment, now), not_paused(now))
-            .order_by(Enrollment.next_due_at)
-            .limit(self.settings.dispatch_batch_size)
-        )
+        limit = self.settings.dispatch_batch_size
         async with self.db.session() as session:
+            params: dict[str, Any] = {}
+            if self.db.dialect == "postgresql":
+                candidates: Select[Any] = claimable()  # locks its rows itself
+                params = {"now": now, "limit": limit}
+                locked = True
+            else:  # one writer: the conditional update below is the claim
+                candidates = (
+                    select(Enrollment.id)
+                    .join(Account, Account.id == Enrollment.account_id)
+                    .join(Campaign, Campaign.id == Enrollment.campaign_id)
+                    .join(Lead, Lead.id == Enrollment.lead_id)
+                    .outerjoin(
+                        LeadGroup,
+                        and_(
+                            LeadGroup.account_id == Enrollment.account_id,
+                            LeadGroup.key == Lead.source_type,
+                        ),
+                    )
+                    .where(*due, lease_free(Enrollment, now), not_paused(now))
+                    .order_by(Enrollment.next_due_at)
+                    .limit(limit)
+                )
+                locked = False
             # Re-checking the due time: another worker may have moved it on meanwhile.
             claimed = await claim_due(
                 session,
@@ -125,8 +209,296 @@ class Dispatcher:
                 model=Enrollment,
                 still_due=(*due, lease_free(Enrollment, now)),
                 claim=lease(now, self.lease, token),
+                locked=locked,
+                params=params,
             )
         return [row.id for row in claimed]
+
+    async def _prepare_batch(
+        self, claimed: list[str], token: str, report: DispatchReport
+    ) -> tuple[list[Outgoing], list[str]]:
+        """Decide for every claimed enrollment at once, render, and record ``sending`` the
+        follow-ups to send (one multi-row insert). Returns them, and the enrollments left to
+        the one-at-a-time path."""
+        now = self.clock.now()
+        single: list[str] = []
+        outgoing: list[Outgoing] = []
+        async with self.db.session() as session:
+            rows = (
+                await session.execute(
+                    select(
+                        Enrollment.id,
+                        Enrollment.account_id,
+                        Enrollment.lead_id,
+                        Enrollment.campaign_id,
+                        Enrollment.variant_id,
+                        Enrollment.state,
+                        Enrollment.next_step,
+                        Enrollment.next_due_at,
+                    )
+                    .where(Enrollment.id.in_(claimed), Enrollment.lease_token == token)
+                    .order_by(Enrollment.next_due_at, Enrollment.id)
+                )
+            ).all()
+            # Lost leases and enrollments no longer active: the single path reports them.
+            active = {row.id for row in rows if row.state == EnrollmentState.ACTIVE}
+            single += [eid for eid in claimed if eid not in active]
+            rows = [row for row in rows if row.id in active]
+            if not rows:
+                return outgoing, single
+            leads = await _by_id(session, Lead, {row.lead_id for row in rows})
+            accounts = await _by_id(session, Account, {row.account_id for row in rows})
+            campaigns = await _by_id(session, Campaign, {row.campaign_id for row in rows})
+            variants = await _by_id(session, Variant, {row.variant_id for row in rows})
+            recipients = {(row.account_id, leads[row.lead_id].email) for row in rows}
+            if not await lock_keys(session, [f"dispatch:{a}:{e}" for a, e in recipients]):
+                # SQLite has one writer: writing first takes the write lock now, so the
+                # reads below come after any other worker's committed message.
+                await session.execute(
+                    update(Enrollment)
+                    .where(Enrollment.id.in_([row.id for row in rows]))
+                    .values(updated_at=now)
+                )
+            by_account: dict[str, list[str]] = defaultdict(list)
+            for account_id, email in recipients:
+                by_account[account_id].append(email)
+            suppressed: set[tuple[str, str]] = set()
+            last: dict[tuple[str, str], list[tuple[str, dt.datetime]]] = defaultdict(list)
+            for account_id, emails in by_account.items():
+                for chunk in chunks(sorted(emails), ROWS_PER_STATEMENT):
+                    found = await session.execute(
+                        select(Suppression.email).where(
+                            Suppression.account_id == account_id, Suppression.email.in_(chunk)
+                        )
+                    )
+                    suppressed.update((account_id, email) for email in found.scalars())
+                    for email, enrollment_id, at in await session.execute(
+                        last_sent(account_id, list(chunk))
+                    ):
+                        when = aware_utc(at)
+                        if when is not None:
+                            last[(account_id, email)].append((enrollment_id, when))
+            recorded = {
+                (enrollment_id, step)
+                for enrollment_id, step in await session.execute(
+                    select(Message.enrollment_id, Message.step).where(
+                        Message.enrollment_id.in_([row.id for row in rows])
+                    )
+                )
+            }
+            groups = {
+                (account_id, key): active
+                for account_id, key, active in await session.execute(
+                    select(LeadGroup.account_id, LeadGroup.key, LeadGroup.active).where(
+                        LeadGroup.account_id.in_(list(accounts))
+                    )
+                )
+            }
+            later: list[dict[str, object]] = []
+            inserts: list[dict[str, object]] = []
+            for position, row in enumerate(rows, 1):
+                if position % 16 == 0:
+                    await asyncio.sleep(0)  # a batch in flight keeps sending meanwhile
+                lead = leads[row.lead_id]
+                account = accounts[row.account_id]
+                campaign = campaigns[row.campaign_id]
+                variant = variants[row.variant_id]
+                step = row.next_step
+                recipient = (account.id, lead.email)
+                if (
+                    lead.status != LeadStatus.OPEN
+                    or recipient in suppressed
+                    or campaign.is_finished(now)
+                    or variant.archived_at is not None
+                    or is_paused(account, groups.get((account.id, lead.source_type)), campaign, now)
+                    or step > len(variant.steps)
+                    or (row.id, step) in recorded
+                ):
+                    single.append(row.id)  # a stop, a wait, the end or a resume
+                    continue
+                others = [at for eid, at in last[recipient] if eid != row.id]
+                due = due_after(
+                    row.next_due_at,
+                    step,
+                    account,
+                    lead,
+                    campaign,
+                    variant,
+                    max(others) if others else None,
+                )
+                if due > now:
+                    later.append({"id": row.id, "next_due_at": due})
+                    continue
+                out = self._compose_new(account, lead, variant, row.id, step, now)
+                if out is None:
+                    single.append(row.id)  # it records the failure
+                    continue
+                last[recipient].append((row.id, now))  # the cap holds within the batch too
+                outgoing.append(out)
+                inserts.append(
+                    {
+                        "id": out.message_id,
+                        "account_id": account.id,
+                        "enrollment_id": row.id,
+                        "lead_id": lead.id,
+                        "campaign_id": campaign.id,
+                        "variant_id": variant.id,
+                        "step": step,
+                        "status": MessageStatus.SENDING.value,
+                        "to_email": lead.email,
+                        "subject": str(out.email["Subject"]),
+                        "message_id_header": str(out.email["Message-ID"]),
+                        "attempts": 1,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
+            inserted: set[str] = set()
+            if inserts:
+                # One statement, sent as multi-row INSERTs (its compiled form is cached).
+                messages = Message.__table__
+                result = await session.execute(
+                    insert_for(session)(messages)
+                    .on_conflict_do_nothing(index_elements=["enrollment_id", "step"])
+                    .returning(messages.c.id),
+                    inserts,
+                )
+                inserted.update(result.scalars())
+            settled = [out.enrollment_id for out in outgoing if out.message_id not in inserted]
+            # Another attempt recorded the step first: it owns the send.
+            report.skipped += len(settled)
+            outgoing = [out for out in outgoing if out.message_id in inserted]
+            if settled:
+                await release_held(session, Enrollment, settled, token, updated_at=now)
+            if later:
+                report.rescheduled += len(later)
+                await session.execute(
+                    update(Enrollment),
+                    [
+                        {**values, "lease_until": None, "lease_token": None, "updated_at": now}
+                        for values in later
+                    ],
+                )
+        return outgoing, single
+
+    def _compose_new(
+        self,
+        account: Account,
+        lead: Lead,
+        variant: Variant,
+        enrollment_id: str,
+        step: int,
+        now: dt.datetime,
+    ) -> Outgoing | None:
+        """The email of a step not recorded yet, or None when it cannot be made."""
+        message_id = new_id("msg")
+        base = self.settings.base_url
+        try:
+            rendered = render_step(
+                variant.steps[step - 1],
+                lead_context(base, account, lead, message_id),
+                lead.language,
+            )
+        except Exception:  # a broken template: recorded on the single path
+            return None
+        from_header = sender(account, self.settings.mail_from)
+        list_unsubscribe = unsubscribe_url(base, account, lead)
+        email: Mail
+        try:
+            email = build_wire_email(
+                rendered=rendered,
+                from_header=from_header,
+                to=lead.email,
+                message_id=message_id,
+                list_unsubscribe=list_unsubscribe,
+                now=now,
+            )
+        except ValueError:  # an address outside ASCII, say: the email package writes it
+            try:
+                email = build_email(
+                    rendered=rendered,
+                    from_header=from_header,
+                    to=lead.email,
+                    message_id=message_id,
+                    list_unsubscribe=list_unsubscribe,
+                    now=now,
+                )
+            except ValueError:  # a sender that makes no header: recorded on the single path
+                return None
+        return Outgoing(
+            message_id=message_id,
+            enrollment_id=enrollment_id,
+            step=step,
+            last_step=len(variant.steps),
+            next_delay=(
+                dt.timedelta(seconds=variant.steps[step]["delay_seconds"])
+                if step < len(variant.steps)
+                else None
+            ),
+            email=email,
+            account_id=account.id,
+            campaign_id=variant.campaign_id,
+            variant_id=variant.id,
+        )
+
+    async def _send_batch(
+        self, outgoing: list[Outgoing], token: str, report: DispatchReport
+    ) -> None:
+        """Send over the pool, then record the outcomes: every success in one transaction,
+        each failure on its own (they are rare and each decides a retry). At shutdown the
+        follow-ups not handed to SMTP yet are given back: their ``sending`` rows go (they
+        were never sent) and their claims are released for another worker."""
+        if not outgoing:
+            return
+        limit = asyncio.Semaphore(self.settings.smtp_pool_size)
+        sent: list[Outgoing] = []
+        failed: list[tuple[Outgoing, Exception]] = []
+        unsent: list[Outgoing] = []
+
+        async def one(out: Outgoing) -> None:
+            async with limit:
+                if self.stopping:
+                    unsent.append(out)
+                    return
+                try:
+                    await self.transport.send(out.email)
+                except (PermanentMailError, TransientMailError) as exc:
+                    failed.append((out, exc))
+                except Exception as exc:  # unknown: maybe sent, so never sent again
+                    log.exception("sending follow-up %s failed", out.message_id)
+                    report.errors.append(f"{out.enrollment_id}: {exc}")
+                    await self._release(out.enrollment_id, token)
+                else:
+                    sent.append(out)
+
+        await asyncio.gather(*(one(out) for out in outgoing))
+        await record_sent_many(self.db, self.clock.now(), sent, report)
+        for out, exc in failed:
+            await record_failure(
+                self.db,
+                self.settings,
+                self.clock.now(),
+                out,
+                str(exc),
+                permanent=isinstance(exc, PermanentMailError),
+                report=report,
+            )
+        if unsent:
+            report.released += len(unsent)
+            async with self.db.session() as session:
+                await session.execute(
+                    delete(Message).where(
+                        Message.id.in_([out.message_id for out in unsent]),
+                        Message.status == MessageStatus.SENDING,
+                    )
+                )
+                await release_held(
+                    session,
+                    Enrollment,
+                    [out.enrollment_id for out in unsent],
+                    token,
+                    updated_at=self.clock.now(),
+                )
 
     async def _release(self, enrollment_id: str, token: str) -> None:
         async with self.db.session() as session:
@@ -372,6 +744,9 @@ class Dispatcher:
             last_step=len(variant.steps),
             next_delay=next_delay,
             email=email,
+            account_id=account.id,
+            campaign_id=variant.campaign_id,
+            variant_id=variant.id,
         )
 
     async def _fail(
@@ -404,3 +779,25 @@ class Dispatcher:
         else:
             delay = dt.timedelta(seconds=variant.steps[step]["delay_seconds"])
             enrollment.next_due_at = sent_at + delay
+
+
+def _add(total: DispatchReport, report: DispatchReport) -> None:
+    for name in (
+        "claimed",
+        "sent",
+        "rescheduled",
+        "retried",
+        "failed",
+        "stopped",
+        "completed",
+        "skipped",
+        "released",
+    ):
+        setattr(total, name, getattr(total, name) + getattr(report, name))
+    total.errors += report.errors
+
+
+async def _by_id(session: AsyncSession, model: type[Row], ids: set[str]) -> dict[str, Row]:
+    """Rows of ``model`` by id, in one query."""
+    found: Any = await session.execute(select(model).where(model.id.in_(sorted(ids))))
+    return {row.id: row for row in found.scalars()}

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Sequence
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow.abtest.service import allowed_variants, get_test
-from leadflow.campaigns.errors import CampaignEnded, CampaignInactive
-from leadflow.campaigns.schemas import BackfillOut
-from leadflow.campaigns.service import get_campaign, live_variants, variants_by_campaign
-from leadflow.kit.db import insert_for
+from leadflow.abtest.counters import count_assigned
+from leadflow.abtest.service import allowed_variants
+from leadflow.kit.db import insert_for, table
 from leadflow.kit.ids import new_id
 from leadflow.lifecycle.rules import first_due
+from leadflow.models.abtest import AbTest
 from leadflow.models.accounts import Account
 from leadflow.models.campaigns import Campaign, Variant
 from leadflow.models.enrollments import Enrollment
 from leadflow.models.leads import Lead
-from leadflow.vocabulary import CampaignStatus, EnrollmentState, LeadStatus
+from leadflow.vocabulary import EnrollmentState
 
 
 def _language_ok(wanted: list[str], language: str | None) -> bool:
@@ -82,113 +82,75 @@ async def recheck_first_steps(session: AsyncSession, account_id: str, source_typ
     )
 
 
-async def _insert_enrollment(
-    session: AsyncSession,
-    account: Account,
-    lead: Lead,
-    campaign: Campaign,
-    variant: Variant,
-    now: dt.datetime,
-) -> bool:
-    insert = insert_for(session)
-    stmt = (
-        insert(Enrollment)
-        .values(
-            id=new_id("enr"),
-            account_id=account.id,
-            lead_id=lead.id,
-            campaign_id=campaign.id,
-            variant_id=variant.id,
-            state=EnrollmentState.ACTIVE,
-            next_step=1,
-            next_due_at=first_due(account, lead, variant),
-            attempts=0,
-            created_at=now,
-            updated_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["lead_id"])
-        .returning(Enrollment.id)
+async def enroll_new_leads(
+    session: AsyncSession, account: Account, leads: Sequence[Lead], now: dt.datetime
+) -> dict[str, str]:
+    """Enroll just-captured leads, each in the best running campaign that takes it, in one
+    pass: the account's running campaigns, their variants and A/B tests read once, one
+    insert for the enrollments. Returns ``{lead_id: campaign_id}`` of the leads enrolled."""
+    if not leads:
+        return {}
+    # The running campaigns with their live variants (oldest first) and A/B tests, at once.
+    running = (
+        select(Campaign, Variant, AbTest)
+        .join(Variant, and_(Variant.campaign_id == Campaign.id, Variant.archived_at.is_(None)))
+        .outerjoin(AbTest, AbTest.campaign_id == Campaign.id)
+        .where(Campaign.account_id == account.id, Campaign.is_running(now))
+        .order_by(Variant.created_at, Variant.id)
     )
-    return (await session.execute(stmt)).scalar_one_or_none() is not None
-
-
-async def enroll_new_lead(
-    session: AsyncSession, account: Account, lead: Lead, now: dt.datetime
-) -> str | None:
-    """Enroll a just-captured lead in the best running campaign that takes it, if any;
-    returns that campaign's id."""
-    running = select(Campaign).where(Campaign.account_id == account.id, Campaign.is_running(now))
-    campaigns = list((await session.execute(running)).scalars())
-    candidates = [c for c in campaigns if matches(c, lead)]
-    if not candidates:
-        return None
-    variants = await variants_by_campaign(session, [c.id for c in candidates])
-    candidates = [c for c in candidates if variants[c.id]]
-    if not candidates:
-        return None
+    by_id: dict[str, Campaign] = {}
+    variants: dict[str, list[Variant]] = {}
+    tests: dict[str, AbTest | None] = {}
+    for campaign, variant, test in await session.execute(running):
+        by_id[campaign.id] = campaign
+        variants.setdefault(campaign.id, []).append(variant)
+        tests[campaign.id] = test
     # Highest priority, then the most specific filters, then the oldest campaign.
-    best = min(candidates, key=lambda c: (-c.priority, -specificity(c), c.created_at, c.id))
-    test = await get_test(session, best.id)
-    variant = choose_variant(lead.id, allowed_variants(test, variants[best.id]))
-    if not await _insert_enrollment(session, account, lead, best, variant, now):
-        return None
-    return best.id
-
-
-async def backfill(
-    session: AsyncSession,
-    account: Account,
-    campaign: Campaign,
-    captured_from: dt.datetime | None,
-    now: dt.datetime,
-    chunk: int = 1000,
-) -> int:
-    """Enroll open leads captured earlier that no campaign has taken yet."""
-    variants = allowed_variants(
-        await get_test(session, campaign.id), await live_variants(session, campaign.id)
+    campaigns = sorted(
+        by_id.values(), key=lambda c: (-c.priority, -specificity(c), c.created_at, c.id)
     )
-    if not variants:
-        return 0
-    enrolled = 0
-    after_id = ""
-    while True:
+    rows = []
+    for lead in leads:
+        best = next((c for c in campaigns if matches(c, lead)), None)
+        if best is None:
+            continue
+        variant = choose_variant(lead.id, allowed_variants(tests.get(best.id), variants[best.id]))
+        rows.append(_enrollment_row(account, lead, best, variant, now))
+    enrolled: dict[str, str] = {}
+    assigned: dict[str, dict[str, int]] = {}
+    insert = insert_for(session)
+    if rows:
+        enrollments = table(Enrollment)
         stmt = (
-            select(Lead)
-            .where(
-                Lead.account_id == account.id,
-                Lead.status == LeadStatus.OPEN.value,
-                Lead.id > after_id,
-                ~exists().where(Enrollment.lead_id == Lead.id),
-            )
-            .order_by(Lead.id)
-            .limit(chunk)
+            insert(enrollments)
+            .on_conflict_do_nothing(index_elements=["lead_id"])
+            .returning(enrollments.c.lead_id, enrollments.c.campaign_id, enrollments.c.variant_id)
         )
-        if campaign.source != "all":
-            stmt = stmt.where(Lead.source_type == campaign.source)
-        if captured_from is not None:
-            stmt = stmt.where(Lead.captured_at >= captured_from)
-        leads = list((await session.execute(stmt)).scalars())
-        if not leads:
-            return enrolled
-        for lead in leads:
-            if matches(campaign, lead):
-                variant = choose_variant(lead.id, variants)
-                enrolled += await _insert_enrollment(session, account, lead, campaign, variant, now)
-        after_id = leads[-1].id
+        for lead_id, campaign_id, variant_id in await session.execute(stmt, rows):
+            enrolled[lead_id] = campaign_id
+            per_variant = assigned.setdefault(campaign_id, {})
+            per_variant[variant_id] = per_variant.get(variant_id, 0) + 1
+    for campaign_id, counts in sorted(assigned.items()):
+        await count_assigned(
+            session, account_id=account.id, campaign_id=campaign_id, variant_counts=counts
+        )
+    return enrolled
 
 
-async def backfill_campaign(
-    session: AsyncSession,
-    account: Account,
-    campaign_id: str,
-    captured_from: dt.datetime | None,
-    now: dt.datetime,
-) -> BackfillOut:
-    """The API's backfill: only into the account's running campaign."""
-    campaign = await get_campaign(session, account.id, campaign_id)
-    if campaign.status != CampaignStatus.ACTIVE or campaign.archived_at is not None:
-        raise CampaignInactive("Activate the campaign before backfilling.")
-    if campaign.ends_at is not None and campaign.ends_at <= now:
-        # Its enrollments would be stopped at once, and a lead joins one campaign only.
-        raise CampaignEnded("The campaign has ended: nothing to backfill.")
-    return BackfillOut(enrolled=await backfill(session, account, campaign, captured_from, now))
+def _enrollment_row(
+    account: Account, lead: Lead, campaign: Campaign, variant: Variant, now: dt.datetime
+) -> dict[str, object]:
+    return {
+        "id": new_id("enr"),
+        "account_id": account.id,
+        "lead_id": lead.id,
+        "source_type": lead.source_type,
+        "campaign_id": campaign.id,
+        "variant_id": variant.id,
+        "state": EnrollmentState.ACTIVE,
+        "next_step": 1,
+        "next_due_at": first_due(account, lead, variant),
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+    }

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow.abtest.counters import count_visitor
 from leadflow.abtest.service import evaluate as evaluate_ab_test
 from leadflow.kit.db import insert_for
 from leadflow.kit.errors import NotFound, not_found
@@ -79,8 +80,14 @@ async def record_visit(session: AsyncSession, message: Message, now: dt.datetime
     stmt = stmt.on_conflict_do_update(
         index_elements=["lead_id", "variant_id"],
         set_={"clicks": Visit.clicks + 1, "last_at": now},
-    )
-    await session.execute(stmt)
+    ).returning(Visit.clicks)
+    if (await session.execute(stmt)).scalar_one() == 1:  # a first visit: a new unique visitor
+        await count_visitor(
+            session,
+            account_id=message.account_id,
+            campaign_id=message.campaign_id,
+            variant_id=message.variant_id,
+        )
     # A new unique visitor can be what decides the campaign's A/B test.
     await evaluate_ab_test(session, message.campaign_id, now)
 

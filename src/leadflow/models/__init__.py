@@ -2,8 +2,9 @@
 ``Base.metadata`` (Alembic, tests). Models import only ``kit`` and ``vocabulary``."""
 
 from leadflow.kit.db import Base
-from leadflow.models.abtest import AbTest
+from leadflow.models.abtest import AbTest, AbTestCounter
 from leadflow.models.accounts import Account, ApiKey
+from leadflow.models.backfills import Backfill
 from leadflow.models.campaigns import Campaign, Variant
 from leadflow.models.enrollments import Enrollment, Message
 from leadflow.models.events import Event
@@ -15,8 +16,10 @@ from leadflow.models.tracking import Suppression, Visit
 
 __all__ = [
     "AbTest",
+    "AbTestCounter",
     "Account",
     "ApiKey",
+    "Backfill",
     "Base",
     "Campaign",
     "Conversion",

@@ -33,3 +33,25 @@ class AbTest(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class AbTestCounter(Base):
+    """Per-variant totals of a campaign's split, kept in the transactions that assign leads
+    and record first checkout visits, so results read a few rows per variant however many
+    leads the campaign has. Follow-ups, conversions and revenue come from the hourly stats counters.
+    """
+
+    __tablename__ = "ab_test_counters"
+
+    campaign_id: Mapped[str] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    variant_id: Mapped[str] = mapped_column(
+        ForeignKey("variants.id", ondelete="CASCADE"), primary_key=True
+    )
+    # Each transaction adds to one of a few rows per variant (see abtest/counters.py).
+    shard: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    leads_assigned: Mapped[int] = mapped_column(default=0)
+    # Leads that reached the checkout through a tracked link (one visit per lead and variant).
+    visitors: Mapped[int] = mapped_column(default=0)

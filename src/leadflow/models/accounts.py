@@ -7,6 +7,7 @@ from sqlalchemy import Boolean, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from leadflow.kit.db import Base, JSONType, UTCDateTime
+from leadflow.kit.secrets import EncryptedText
 
 
 class Account(Base):
@@ -25,8 +26,13 @@ class Account(Base):
     sender_email: Mapped[str | None] = mapped_column(String(320))
     # {source_type: seconds}; a missing key means the built-in default.
     min_delays: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
-    # Kept in clear: verifying an HMAC needs the secret itself, unlike API keys.
-    webhook_secret: Mapped[str] = mapped_column(Text)
+    # Verifying an HMAC needs the secret itself (unlike API keys): stored encrypted with the
+    # envelope key. After a rotation the previous secret still verifies until it expires.
+    webhook_secret: Mapped[str] = mapped_column(EncryptedText("accounts.webhook_secret"))
+    previous_webhook_secret: Mapped[str | None] = mapped_column(
+        EncryptedText("accounts.previous_webhook_secret")
+    )
+    previous_webhook_secret_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     # Signs unsubscribe and click tokens in emails.
     link_secret: Mapped[str] = mapped_column(Text)
     # Frequency cap per address across all campaigns.
@@ -34,6 +40,8 @@ class Account(Base):
 
 
 class ApiKey(Base):
+    """A bearer key of the merchant API: only its SHA-256 hash is stored."""
+
     __tablename__ = "api_keys"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -42,5 +50,8 @@ class ApiKey(Base):
     )
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(100), server_default="default")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    # Updated at most once a minute (accounts.service.LAST_USED_PRECISION).
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())

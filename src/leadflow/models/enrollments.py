@@ -2,17 +2,30 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from leadflow.kit.db import Base, UTCDateTime
 
 
 class Enrollment(Base):
-    """A lead in one campaign variant. The worker's only query: active ones due now."""
+    """A lead in one campaign variant. The worker's only query: active ones due now, in
+    campaigns and lead groups that are not paused (``ix_enrollments_claim`` holds active
+    enrollments alone, per campaign and source type, so paused and finished ones cost the
+    claim nothing)."""
 
     __tablename__ = "enrollments"
-    __table_args__ = (Index("ix_enrollments_due", "state", "next_due_at"),)
+    __table_args__ = (
+        Index("ix_enrollments_due", "state", "next_due_at"),
+        Index(
+            "ix_enrollments_claim",
+            "campaign_id",
+            "source_type",
+            "next_due_at",
+            postgresql_where=text("state = 'active'"),
+            sqlite_where=text("state = 'active'"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
@@ -22,6 +35,9 @@ class Enrollment(Base):
         ForeignKey("campaigns.id", ondelete="CASCADE"), index=True
     )
     variant_id: Mapped[str] = mapped_column(ForeignKey("variants.id", ondelete="CASCADE"))
+    # The lead's source type (it never changes), copied so that the claim skips a switched-off
+    # lead group by index; null on rows whose writer did not set it (then read from the lead).
+    source_type: Mapped[str | None] = mapped_column(String(32))
     state: Mapped[str] = mapped_column(String(16))  # active, completed, stopped
     stop_reason: Mapped[str | None] = mapped_column(String(32))
     next_step: Mapped[int] = mapped_column(default=1)

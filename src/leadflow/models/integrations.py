@@ -8,11 +8,12 @@ from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from leadflow.kit.db import Base, JSONType, Money, UTCDateTime
+from leadflow.kit.secrets import EncryptedText
 
 
 class Integration(Base):
-    """A platform's webhook credentials for one account. Kept in clear: verifying a signature
-    needs the secret itself. The API never returns them."""
+    """A platform's webhook credentials for one account. Verifying a signature needs the
+    secret itself: stored encrypted with the envelope key. The API never returns them."""
 
     __tablename__ = "integrations"
 
@@ -20,9 +21,9 @@ class Integration(Base):
         ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
     )
     platform: Mapped[str] = mapped_column(String(32), primary_key=True)
-    secret: Mapped[str] = mapped_column(Text)
+    secret: Mapped[str] = mapped_column(EncryptedText("integrations.secret"))
     # PayPro Global only: the key of the SHA-256 ``SIGNATURE`` field.
-    validation_key: Mapped[str | None] = mapped_column(Text)
+    validation_key: Mapped[str | None] = mapped_column(EncryptedText("integrations.validation_key"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 

@@ -7,6 +7,7 @@ from sqlalchemy import Boolean, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from leadflow.kit.db import Base, JSONType, UTCDateTime
+from leadflow.kit.secrets import EncryptedText
 
 
 class IlnEndpoint(Base):
@@ -27,9 +28,11 @@ class IlnEndpoint(Base):
     campaign_id: Mapped[str | None] = mapped_column(
         ForeignKey("campaigns.id", ondelete="CASCADE"), index=True
     )
-    # Needed in clear to sign; the API shows it only when created or rotated.
-    secret: Mapped[str] = mapped_column(Text)
-    previous_secret: Mapped[str | None] = mapped_column(Text)
+    # Needed in clear to sign (stored encrypted); the API shows it only when created or rotated.
+    secret: Mapped[str] = mapped_column(EncryptedText("iln_endpoints.secret"))
+    previous_secret: Mapped[str | None] = mapped_column(
+        EncryptedText("iln_endpoints.previous_secret")
+    )
     previous_secret_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

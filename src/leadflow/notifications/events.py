@@ -4,6 +4,7 @@ transaction that makes the change)."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,7 +25,7 @@ from leadflow.notifications.schemas import (
     LeadConvertedData,
     LeadEventData,
 )
-from leadflow.notifications.service import emit
+from leadflow.notifications.service import emit, emit_many
 from leadflow.vocabulary import AbTestStatus, CampaignStatus
 
 
@@ -34,13 +35,21 @@ async def _campaign_of(session: AsyncSession, lead_id: str) -> str | None:
     ).scalar_one_or_none()
 
 
-async def lead_captured(
-    session: AsyncSession, lead: Lead, campaign_id: str | None, now: dt.datetime
+async def leads_captured(
+    session: AsyncSession, captured: Sequence[tuple[Lead, str | None]], now: dt.datetime
 ) -> None:
-    """``campaign_id``: the campaign the new lead was just enrolled in, if any."""
-    data = LeadEventData(lead=lead_view(lead), campaign_id=campaign_id)
-    await emit(
-        session, lead.account_id, IlnEventType.LEAD_CAPTURED, data, now, campaign_id=campaign_id
+    """New leads, each with the campaign it was just enrolled in, if any."""
+    if not captured:
+        return
+    await emit_many(
+        session,
+        captured[0][0].account_id,
+        IlnEventType.LEAD_CAPTURED,
+        [
+            (LeadEventData(lead=lead_view(lead), campaign_id=campaign_id), campaign_id)
+            for lead, campaign_id in captured
+        ],
+        now,
     )
 
 

@@ -4,15 +4,18 @@ the endpoint and delivery operations of the API (they flush; the caller commits)
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
-from sqlalchemy import or_, select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow.kit.db import table
 from leadflow.kit.errors import field_error, not_found
 from leadflow.kit.ids import new_id
 from leadflow.kit.pagination import Page, keyset_page
+from leadflow.kit.secrets import Reencrypted, reencrypt_batch
 from leadflow.kit.signing import new_webhook_secret
 from leadflow.models.campaigns import Campaign
 from leadflow.models.notifications import IlnDelivery, IlnEndpoint
@@ -60,42 +63,68 @@ async def emit(
 ) -> int:
     """Queue a notification for every enabled endpoint that wants it. Runs in the caller's
     transaction, so a rolled-back change leaves no notification behind."""
+    return await emit_many(session, account_id, event_type, [(data, campaign_id)], now)
+
+
+async def emit_many(
+    session: AsyncSession,
+    account_id: str,
+    event_type: IlnEventType,
+    items: Sequence[tuple[BaseModel, str | None]],
+    now: dt.datetime,
+) -> int:
+    """``emit`` for many notifications of one type, each ``(data, campaign_id)``: the
+    account's endpoints read once, the deliveries written in one statement per chunk.
+    Returns how many deliveries were queued."""
     endpoints = (
         await session.execute(
             select(IlnEndpoint).where(
-                IlnEndpoint.account_id == account_id,
-                IlnEndpoint.enabled.is_(True),
-                or_(IlnEndpoint.campaign_id.is_(None), IlnEndpoint.campaign_id == campaign_id),
+                IlnEndpoint.account_id == account_id, IlnEndpoint.enabled.is_(True)
             )
         )
     ).scalars()
-    payload = envelope(event_type.value, data, now)
-    queued = 0
-    for endpoint in endpoints:
-        if endpoint.event_types and event_type.value not in endpoint.event_types:
-            continue
-        session.add(new_delivery(endpoint, event_type.value, payload, now))
-        queued += 1
-    return queued
+    wanting = [
+        endpoint
+        for endpoint in endpoints
+        if not endpoint.event_types or event_type.value in endpoint.event_types
+    ]
+    if not wanting:
+        return 0
+    rows = [
+        delivery_row(endpoint, event_type.value, envelope(event_type.value, data, now), now)
+        for data, campaign_id in items
+        for endpoint in wanting
+        if endpoint.campaign_id is None or endpoint.campaign_id == campaign_id
+    ]
+    if rows:  # an empty list of parameter sets would insert one row of defaults
+        await session.execute(insert(table(IlnDelivery)), rows)
+    return len(rows)
+
+
+def delivery_row(
+    endpoint: IlnEndpoint, event_type: str, payload: dict[str, Any], now: dt.datetime
+) -> dict[str, Any]:
+    """The outbox row of one notification to one endpoint."""
+    delivery_id = new_id("dlv")
+    return {
+        "id": delivery_id,
+        "account_id": endpoint.account_id,
+        "endpoint_id": endpoint.id,
+        "event_type": event_type,
+        "webhook_id": delivery_id.replace("dlv_", "msg_"),
+        "payload": payload,
+        "status": DeliveryStatus.PENDING,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def new_delivery(
     endpoint: IlnEndpoint, event_type: str, payload: dict[str, Any], now: dt.datetime
 ) -> IlnDelivery:
-    delivery_id = new_id("dlv")
-    return IlnDelivery(
-        id=delivery_id,
-        account_id=endpoint.account_id,
-        endpoint_id=endpoint.id,
-        event_type=event_type,
-        webhook_id=delivery_id.replace("dlv_", "msg_"),
-        payload=payload,
-        status=DeliveryStatus.PENDING,
-        attempts=0,
-        next_attempt_at=now,
-        created_at=now,
-        updated_at=now,
-    )
+    return IlnDelivery(**delivery_row(endpoint, event_type, payload, now))
 
 
 async def _checked_url(url: str, allow_private: bool) -> str:
@@ -317,3 +346,17 @@ async def redeliver(
     delivery.updated_at = now
     await session.flush()
     return delivery_view(delivery)
+
+
+async def reencrypt_endpoint_secrets(
+    session: AsyncSession, after: tuple[str, ...] | None, limit: int
+) -> Reencrypted:
+    """One batch of ``leadflow secret-key rotate``: endpoint secrets under the current key."""
+    return await reencrypt_batch(
+        session,
+        IlnEndpoint,
+        [IlnEndpoint.id],
+        [IlnEndpoint.secret, IlnEndpoint.previous_secret],
+        after=after,
+        limit=limit,
+    )
