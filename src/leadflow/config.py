@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     iln_secret_rotation_hours: int = Field(default=24, ge=0)
     # After an account's webhook secret is rotated, how long the old one still verifies.
     webhook_secret_rotation_hours: int = Field(default=24, ge=0)
+    # How long webhook intake keeps an account it read (0: read it for every request).
+    webhook_account_cache_seconds: float = Field(default=1.0, ge=0, le=60)
     # The envelope key(s) of the secrets stored encrypted (kit/secrets.py); the first one
     # encrypts. Required in production; elsewhere generated into the data directory.
     secret_key: SecretStr | None = None

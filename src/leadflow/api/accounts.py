@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Response, status
 
 from leadflow.accounts.schemas import (
     AccountCreate,
@@ -23,12 +23,27 @@ from leadflow.accounts.service import (
     rotate_webhook_secret,
     settings_of,
 )
-from leadflow.api.deps import ClockDep, CurrentAccount, SessionDep, SettingsDep, require_admin
+from leadflow.api.deps import (
+    AccountCacheDep,
+    ClockDep,
+    CurrentAccount,
+    SessionDep,
+    SettingsDep,
+    require_admin,
+)
+from leadflow.ingest.intake import AccountCache
 from leadflow.kit.errors import error_responses
 from leadflow.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from leadflow.lifecycle.account_settings import update_settings
 
 router = APIRouter()
+
+
+def _forget(accounts: AccountCache, account_id: str, after: BackgroundTasks) -> None:
+    """Webhook intake must not verify with the account as it was: forget it now, and again
+    once the change is committed (a webhook in between may have read the old row)."""
+    accounts.forget(account_id)
+    after.add_task(accounts.forget, account_id)
 
 
 @router.post(
@@ -66,12 +81,18 @@ async def get_settings_route(account: CurrentAccount) -> AccountSettings:
     responses=error_responses(401, 422),
 )
 async def put_settings_route(
-    body: AccountSettingsUpdate, account: CurrentAccount, session: SessionDep, clock: ClockDep
+    body: AccountSettingsUpdate,
+    account: CurrentAccount,
+    session: SessionDep,
+    clock: ClockDep,
+    accounts: AccountCacheDep,
+    after: BackgroundTasks,
 ) -> AccountSettings:
     """Takes the object `GET` returns; read-only fields are ignored, omitted fields unchanged.
 
     `min_delays` may be lowered down to `PT0S`.
     """
+    _forget(accounts, account.id, after)
     return await update_settings(session, account, body, clock.now())
 
 
@@ -83,13 +104,19 @@ async def put_settings_route(
     responses=error_responses(401),
 )
 async def rotate_webhook_secret_route(
-    account: CurrentAccount, session: SessionDep, clock: ClockDep, settings: SettingsDep
+    account: CurrentAccount,
+    session: SessionDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+    accounts: AccountCacheDep,
+    after: BackgroundTasks,
 ) -> WebhookSecretRotated:
     """The response carries the new `whsec_…` secret; it is never shown again. Until
     `previous_secret_expires_at` (LEADFLOW_WEBHOOK_SECRET_ROTATION_HOURS) webhooks signed with
     the previous secret are accepted too, so senders can switch without a refused delivery.
     Rotating again during that time ends the older secret at once."""
     overlap = dt.timedelta(hours=settings.webhook_secret_rotation_hours)
+    _forget(accounts, account.id, after)
     return await rotate_webhook_secret(session, account, clock.now(), overlap)
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from leadflow.accounts.service import account_for_api_key
 from leadflow.config import Settings
 from leadflow.ingest.coalesce import EventQueue
+from leadflow.ingest.intake import AccountCache
 from leadflow.kit.clock import Clock
 from leadflow.kit.db import Database
 from leadflow.kit.errors import AppError
@@ -26,25 +27,30 @@ _admin_bearer = HTTPBearer(
 )
 
 
-def get_settings(request: Request) -> Settings:
+# Dependencies are coroutines even where they do not await: FastAPI runs a plain function
+# in its thread pool, a thread hop per dependency per request.
+
+
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_clock(request: Request) -> Clock:
+async def get_clock(request: Request) -> Clock:
     return request.app.state.clock
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     return request.app.state.db
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One transaction per request: committed when the handler returns, else rolled back."""
-    async with get_database(request).session() as session:
+    db: Database = request.app.state.db
+    async with db.session() as session:
         yield session
 
 
-def get_notifier(request: Request) -> Notifier:
+async def get_notifier(request: Request) -> Notifier:
     """The API process's notifier (it sends pings): built on first use, closed at shutdown."""
     state = request.app.state
     if getattr(state, "notifier", None) is None:
@@ -53,7 +59,7 @@ def get_notifier(request: Request) -> Notifier:
     return notifier
 
 
-def get_event_queue(request: Request) -> EventQueue:
+async def get_event_queue(request: Request) -> EventQueue:
     """The API process's group commit of single events: built on first use, drained at
     shutdown."""
     state = request.app.state
@@ -64,6 +70,17 @@ def get_event_queue(request: Request) -> EventQueue:
     return queue
 
 
+async def get_account_cache(request: Request) -> AccountCache:
+    """The API process's accounts for webhook intake (kept a moment, forgotten when changed
+    through this API)."""
+    state = request.app.state
+    if getattr(state, "account_cache", None) is None:
+        ttl = state.settings.webhook_account_cache_seconds
+        state.account_cache = AccountCache(state.db, ttl)
+    cache: AccountCache = state.account_cache
+    return cache
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
@@ -72,6 +89,7 @@ DatabaseDep = Annotated[Database, Depends(get_database)]
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 NotifierDep = Annotated[Notifier, Depends(get_notifier)]
 EventQueueDep = Annotated[EventQueue, Depends(get_event_queue)]
+AccountCacheDep = Annotated[AccountCache, Depends(get_account_cache)]
 
 
 def _unauthorized(detail: str) -> AppError:
@@ -95,7 +113,7 @@ async def current_account(
 CurrentAccount = Annotated[Account, Depends(current_account)]
 
 
-def require_admin(
+async def require_admin(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_admin_bearer)],
 ) -> None:

@@ -7,7 +7,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
 
-from leadflow.api.deps import ClockDep, DatabaseDep, EventQueueDep, SettingsDep
+from leadflow.api.deps import (
+    AccountCacheDep,
+    ClockDep,
+    DatabaseDep,
+    EventQueueDep,
+    SettingsDep,
+)
 from leadflow.ingest import intake
 from leadflow.ingest.schemas import BatchResult, IngestResult
 from leadflow.ingest.verify import read_body
@@ -50,7 +56,7 @@ def _delivery(account_id: str, request: Request) -> intake.SignedDelivery:
 async def receive_event(
     account_id: str,
     request: Request,
-    db: DatabaseDep,
+    accounts: AccountCacheDep,
     queue: EventQueueDep,
     settings: SettingsDep,
     clock: ClockDep,
@@ -62,7 +68,7 @@ async def receive_event(
     is the idempotency key: a repeated delivery returns the first result with
     `duplicate: true` and writes nothing."""
     delivery = _delivery(account_id, request)
-    return await intake.receive_event(db, queue, delivery, settings, clock.now())
+    return await intake.receive_event(accounts, queue, delivery, settings, clock.now())
 
 
 @router.post(
@@ -76,6 +82,7 @@ async def receive_batch(
     account_id: str,
     request: Request,
     db: DatabaseDep,
+    accounts: AccountCacheDep,
     settings: SettingsDep,
     clock: ClockDep,
     webhook_id: WebhookId = None,
@@ -86,4 +93,4 @@ async def receive_batch(
     Valid items are stored together in one transaction; invalid ones are reported per item
     (`status: invalid` with `errors`) and write nothing."""
     delivery = _delivery(account_id, request)
-    return await intake.receive_batch(db, delivery, settings, clock.now())
+    return await intake.receive_batch(db, accounts, delivery, settings, clock.now())

@@ -15,7 +15,7 @@ from leadflow.kit.pagination import Page
 router = APIRouter(tags=["integrations"])
 
 
-def _platform(platform: str) -> Platform:
+async def _platform(platform: str) -> Platform:
     return service.platform_or_404(platform)
 
 

@@ -3,8 +3,10 @@ transaction (retried on deadlock, so the request cannot own it: a handler cannot
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -43,11 +45,53 @@ class SignedDelivery:
     read_body: BodyReader
 
 
+class AccountCache:
+    """Accounts as webhook intake needs them (secrets, delays), kept ``ttl`` seconds per
+    process: a burst of webhooks reads its account once, not once per request (a pooled
+    connection each). Concurrent misses share one read. A change made through this process's
+    API is seen at once (``forget``); one made elsewhere within ``ttl``."""
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self, db: Database, ttl: float) -> None:
+        self._db = db
+        self._ttl = ttl
+        self._entries: dict[str, tuple[float, Account]] = {}
+        self._reading: dict[str, asyncio.Future[Account | None]] = {}
+
+    async def get(self, account_id: str) -> Account | None:
+        entry = self._entries.get(account_id)
+        if entry is not None and entry[0] > time.monotonic():
+            return entry[1]
+        reading = self._reading.get(account_id)
+        if reading is not None:
+            return await asyncio.shield(reading)
+        reading = asyncio.get_running_loop().create_future()
+        self._reading[account_id] = reading
+        try:
+            async with self._db.reader() as session:
+                account = await session.get(Account, account_id)
+        except BaseException as exc:
+            reading.set_exception(exc)
+            reading.exception()  # those who waited have it; nobody else must
+            raise
+        finally:
+            del self._reading[account_id]
+        reading.set_result(account)
+        if account is not None and self._ttl > 0:  # unknown ids are not kept
+            if len(self._entries) >= self.MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[account_id] = (time.monotonic() + self._ttl, account)
+        return account
+
+    def forget(self, account_id: str) -> None:
+        self._entries.pop(account_id, None)
+
+
 async def _authenticated_body(
-    db: Database, delivery: SignedDelivery, settings: Settings, now: dt.datetime
+    accounts: AccountCache, delivery: SignedDelivery, settings: Settings, now: dt.datetime
 ) -> tuple[Account, bytes]:
-    async with db.reader() as session:
-        account = await session.get(Account, delivery.account_id)
+    account = await accounts.get(delivery.account_id)
     if account is None:
         raise not_found("account")
     body = await delivery.read_body(settings.max_body_bytes)
@@ -64,7 +108,7 @@ async def _authenticated_body(
 
 
 async def receive_event(
-    db: Database,
+    accounts: AccountCache,
     queue: EventQueue,
     delivery: SignedDelivery,
     settings: Settings,
@@ -72,7 +116,7 @@ async def receive_event(
 ) -> IngestResult:
     """One signed event; its ``webhook-id`` is the idempotency key. Written through
     ``queue``, together with the account's other events arriving meanwhile."""
-    account, body = await _authenticated_body(db, delivery, settings, now)
+    account, body = await _authenticated_body(accounts, delivery, settings, now)
     try:
         event = EventIn.model_validate(parse_json(body))
     except ValidationError as exc:
@@ -82,11 +126,15 @@ async def receive_event(
 
 
 async def receive_batch(
-    db: Database, delivery: SignedDelivery, settings: Settings, now: dt.datetime
+    db: Database,
+    accounts: AccountCache,
+    delivery: SignedDelivery,
+    settings: Settings,
+    now: dt.datetime,
 ) -> BatchResult:
     """A signed batch; each item's ``id`` is its idempotency key. Valid items are stored
     together in one transaction; invalid ones are reported per item and write nothing."""
-    account, body = await _authenticated_body(db, delivery, settings, now)
+    account, body = await _authenticated_body(accounts, delivery, settings, now)
     try:
         batch = EventBatchIn.model_validate(parse_json(body))
     except ValidationError as exc:
