@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
 EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 LATEST = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
@@ -23,4 +23,12 @@ def to_utc(value: dt.datetime) -> dt.datetime:
     return value
 
 
-UtcDateTime = Annotated[AwareDatetime, AfterValidator(to_utc)]
+def _not_a_number(value: object) -> object:
+    """Refuse what pydantic's lax mode would read as Unix seconds: the documented format is an
+    RFC 3339 string, and ``0`` meaning 1970 is a client bug, not a date."""
+    if isinstance(value, int | float):
+        raise ValueError("must be an RFC 3339 date-time string with an offset, not a number")
+    return value
+
+
+UtcDateTime = Annotated[AwareDatetime, BeforeValidator(_not_a_number), AfterValidator(to_utc)]
