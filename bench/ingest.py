@@ -269,6 +269,8 @@ def main() -> int:
             "LEADFLOW_ILN_ALLOW_PRIVATE": "true",
             "LEADFLOW_MAX_BATCH_EVENTS": str(max(1000, args.batch_size)),
             "LEADFLOW_MAX_BODY_BYTES": str(64 * 1024 * 1024),
+            # As the floor runs (--no-access-log): the same work per request but the app's.
+            "LEADFLOW_ACCESS_LOG": "false",
             "BARE_DSN": dsn(name),
         }
         subprocess.run(["leadflow", "migrate"], env=env, check=True, capture_output=True)

@@ -35,6 +35,7 @@ def _serve(settings: Settings, args: argparse.Namespace, *, run_worker: bool) ->
         port=args.port or settings.port,
         proxy_headers=True,
         log_level="info",
+        access_log=settings.access_log,
     )
     return 0
 

@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
     shopify_abandon_after_minutes: int = Field(default=60, ge=1, le=60 * 24 * 30)
     db_pool_size: int = Field(default=10, ge=1)
+    # One log line per HTTP request (uvicorn's access log).
+    access_log: bool = True
     environment: str = "development"
     # Merchant templates render in separate processes (templates/isolation.py): per part
     # (subject, html, text) at most this long and this much output; a process may allocate
