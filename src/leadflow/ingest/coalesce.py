@@ -2,9 +2,10 @@
 
 Platforms send webhooks one by one, many at once. Each stored event costs a dozen statements
 whatever the number of events stored together (``ingest_events`` is set-based), so events for
-the same account that arrive while that account's previous group is being written are
-written together, in one transaction, as soon as it commits. An idle server adds no wait: an
-event that finds nothing in flight is written at once, as a group of one.
+the same account that arrive while that account's groups are being written are written
+together, in one transaction, by the next writer free (at most ``WRITERS_PER_ACCOUNT`` at a
+time). An idle server adds no wait: an event that finds a writer free is written at once, as a
+group of one.
 
 Each event is still verified, validated and answered on its own; a group only shares the
 transaction. A group that fails for a reason other than an unreachable database is applied
@@ -26,6 +27,9 @@ from leadflow.models.accounts import Account
 
 # A group is also bounded, so one transaction stays short under a flood.
 MAX_GROUP = 500
+# Groups of one account written at the same time: while one waits on the database the next
+# one is being built and sent, so the round trips of a group do not idle the process.
+WRITERS_PER_ACCOUNT = 2
 
 
 @dataclass
@@ -50,22 +54,23 @@ class EventQueue:
         self._window = attribution_window
         self._waiting: dict[str, list[_Waiting]] = {}
         self._accounts: dict[str, Account] = {}
-        self._writers: dict[str, asyncio.Task[None]] = {}
+        self._writers: dict[str, set[asyncio.Task[None]]] = {}
 
     async def ingest(self, account: Account, delivery: Delivery, now: dt.datetime) -> IngestResult:
         """Store and apply one event (with whatever else is waiting for the account)."""
         waiting = _Waiting(delivery, now)
         self._waiting.setdefault(account.id, []).append(waiting)
         self._accounts[account.id] = account
-        if account.id not in self._writers:
-            self._writers[account.id] = asyncio.create_task(self._write(account.id))
+        writers = self._writers.setdefault(account.id, set())
+        if len(writers) < WRITERS_PER_ACCOUNT:
+            writers.add(asyncio.create_task(self._write(account.id)))
         # Shielded: a client that hangs up does not cancel the write its event is part of.
         return await asyncio.shield(waiting.answer)
 
     async def aclose(self) -> None:
         """Wait for the groups being written (on shutdown)."""
-        while self._writers:
-            await asyncio.gather(*self._writers.values(), return_exceptions=True)
+        while tasks := [task for writers in self._writers.values() for task in writers]:
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _write(self, account_id: str) -> None:
         try:
@@ -75,9 +80,12 @@ class EventQueue:
                     waiting = waiting[:MAX_GROUP]
                 await self._apply(self._accounts[account_id], waiting)
         finally:
-            del self._writers[account_id]
-            if account_id not in self._waiting:
-                self._accounts.pop(account_id, None)
+            writers = self._writers[account_id]
+            writers.discard(asyncio.current_task())
+            if not writers:
+                del self._writers[account_id]
+                if account_id not in self._waiting:
+                    self._accounts.pop(account_id, None)
 
     async def _apply(self, account: Account, group: list[_Waiting]) -> None:
         now = max(w.now for w in group)
