@@ -68,10 +68,14 @@ class StopReason(StrEnum):
     INVALID_SENDER = "invalid_sender"
     SMTP_REJECTED = "smtp_rejected"
     SMTP_UNAVAILABLE = "smtp_unavailable"
+    # A worker died after it began handing a step to the mail server, and the account says
+    # to stop after such a step (``after_unknown_step``).
+    DELIVERY_UNKNOWN = "delivery_unknown"
 
 
 class MessageStatus(StrEnum):
-    """A follow-up email. ``unknown``: its worker died mid-send; never sent again."""
+    """A follow-up email. ``unknown``: its worker died after it began handing the message to
+    the mail server (SMTP DATA), so it may have been delivered; never sent again."""
 
     SENDING = "sending"
     SENT = "sent"
@@ -82,6 +86,13 @@ class MessageStatus(StrEnum):
 
 # Follow-ups that may have reached the lead: they count as sent.
 MAYBE_SENT = (MessageStatus.SENT, MessageStatus.UNKNOWN)
+
+
+class AfterUnknownStep(StrEnum):
+    """What an account's sequences do after a step whose delivery is `unknown`."""
+
+    CONTINUE = "continue"
+    STOP = "stop"
 
 
 class DeliveryStatus(StrEnum):

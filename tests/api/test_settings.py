@@ -44,6 +44,7 @@ async def test_defaults(client, account):
         "sender_name": None,
         "sender_email": None,
         "min_delays": DEFAULT_DELAYS,
+        "after_unknown_step": "continue",
         "updated_at": "2026-01-15T12:00:00Z",
     }
 
@@ -83,6 +84,7 @@ async def test_put_get_object_with_edits_ignores_read_only_fields(client, accoun
         "sender_name": "Acme Team",
         "sender_email": "team@acme.example.com",
         "min_delays": {**DEFAULT_DELAYS, "trial": "PT12H"},
+        "after_unknown_step": "continue",
         "updated_at": "2026-01-15T13:00:00Z",
     }
     assert response.json() == expected

@@ -139,10 +139,10 @@ class GatedTransport:
         self.entered = asyncio.Event()
         self.release = asyncio.Event()
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: EmailMessage, *, before_data: Any = None) -> None:
         self.entered.set()
         await self.release.wait()
-        await self.inner.send(message)
+        await self.inner.send(message, before_data=before_data)
 
     async def close(self) -> None:
         await self.inner.close()

@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import secrets
 import sys
+import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 
@@ -14,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from leadflow.kit.ids import new_id
 from leadflow.kit.mail import SmtpTransport
-from leadflow.lifecycle.dispatcher import STALE_SENDING, Dispatcher, DispatchReport
+from leadflow.lifecycle.dispatcher import Dispatcher, DispatchReport
 from leadflow.models.enrollments import Message
 from tests.dispatch.helpers import (
     GatedTransport,
@@ -176,19 +177,22 @@ async def test_slow_sender_past_its_lease_is_not_duplicated(
     slow_tick = asyncio.create_task(slow.run_once())
     await asyncio.wait_for(slow.transport.entered.wait(), 10)  # recorded, now "sending"
     (row,) = await messages(db)
-    assert row.status == "sending"
+    assert row.status == "sending" and row.data_started_at is None
 
+    # Its claim ran out before DATA: the next worker takes the send over and sends it.
     clock.advance(seconds=slow.settings.dispatch_lease_seconds + 1)
     report = await other.run_once()
-    assert report.claimed == 1 and report.sent == 0 and report.skipped == 1, report
-    assert smtp_sink.messages == []
+    assert report.claimed == 1 and report.sent == 1, report
+    assert len(smtp_sink.messages) == 1
 
+    # The slow one wakes up: its DATA mark is refused (the attempt is not its own any more),
+    # so it never begins DATA.
     slow.transport.release.set()
     slow_report = await asyncio.wait_for(slow_tick, 10)
-    assert slow_report.sent == 1
+    assert slow_report.sent == 0 and slow_report.skipped == 1, slow_report
     assert len(smtp_sink.messages) == 1
     (row,) = await messages(db)
-    assert row.status == "sent"
+    assert row.status == "sent" and row.attempts == 2
     enr = await enrollment(db)
     assert enr.next_step == 2 and enr.state == "active" and enr.lease_token is None
     assert (await other.run_once()).claimed == 0
@@ -198,7 +202,7 @@ async def test_slow_sender_past_its_lease_is_not_duplicated(
     assert len(smtp_sink.messages) == 2
 
 
-async def test_worker_dying_mid_send_is_never_resent(
+async def test_worker_dying_before_data_is_sent_again_at_lease_expiry(
     client, account, clock, make_dispatcher, smtp_sink, db, backend
 ):
     _postgres_only(backend)
@@ -207,22 +211,61 @@ async def test_worker_dying_mid_send_is_never_resent(
     dying, other = make_dispatcher(gated=True), make_dispatcher()
     tick = asyncio.create_task(dying.run_once())
     await asyncio.wait_for(dying.transport.entered.wait(), 10)
+    tick.cancel()  # the process dies before the message was handed to the server
+    with pytest.raises(asyncio.CancelledError):
+        await tick
+    (row,) = await messages(db)
+    assert row.status == "sending" and row.data_started_at is None
+
+    # Its claim holds until the lease ends; then the message is sent again, once.
+    lease = dt.timedelta(seconds=other.settings.dispatch_lease_seconds)
+    clock.advance(lease - dt.timedelta(seconds=1))
+    assert (await other.run_once()).claimed == 0
+    clock.advance(seconds=2)
+    report = await other.run_once()
+    assert report.claimed == 1 and report.sent == 1, report
+    assert (await other.run_once()).claimed == 0
+    assert len(smtp_sink.messages) == 1
+    (row,) = await messages(db)
+    assert row.status == "sent" and row.attempts == 2
+    assert str(smtp_sink.messages[0]["Message-ID"]) == row.message_id_header
+
+
+async def test_worker_dying_mid_send_is_never_resent(
+    client, account, clock, make_dispatcher, smtp_sink, db, backend
+):
+    _postgres_only(backend)
+    await _immediate_campaign(client, account)
+    await ingest(client, account, clock, event_now(clock))
+    in_data = threading.Event()
+    accept = smtp_sink.handler.handle_DATA
+
+    async def slow_accept(server: object, session: object, envelope: object) -> str:
+        reply = await accept(server, session, envelope)  # the server has it ...
+        in_data.set()
+        await asyncio.sleep(1)  # ... but the worker dies before the reply
+        return reply
+
+    smtp_sink.handler.handle_DATA = slow_accept  # type: ignore[method-assign]
+    dying, other = make_dispatcher(), make_dispatcher()
+    tick = asyncio.create_task(dying.run_once())
+    assert await asyncio.to_thread(in_data.wait, 10)
     tick.cancel()  # the process dies while the SMTP server may or may not have the message
     with pytest.raises(asyncio.CancelledError):
         await tick
     died_at = clock.now()
+    (row,) = await messages(db)
+    assert row.status == "sending" and row.data_started_at == died_at
 
-    # Until the row is stale, its sender may still be at work: look again a lease later.
+    # At lease expiry (not later): "unknown", never sent again, and the sequence continues.
     lease = dt.timedelta(seconds=other.settings.dispatch_lease_seconds)
-    clock.advance(STALE_SENDING - dt.timedelta(seconds=1))
-    report = await other.run_once()
-    assert report.claimed == 1 and report.skipped == 1 and report.sent == 0, report
-    assert (await enrollment(db)).next_due_at == clock.now() + lease
-    clock.advance(lease)
+    clock.advance(lease - dt.timedelta(seconds=1))
+    assert (await other.run_once()).claimed == 0
+    clock.advance(seconds=2)
     report = await other.run_once()
     assert report.claimed == 1 and report.sent == 0, report
     assert (await other.run_once()).claimed == 0
-    assert smtp_sink.messages == []  # at most once: step 1 is not sent again
+    assert len(smtp_sink.messages) == 1  # at most once: step 1 is not sent again
     (row,) = await messages(db)
     assert row.status == "unknown" and row.sent_at == died_at
     enr = await enrollment(db)

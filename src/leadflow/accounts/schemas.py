@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from leadflow.kit.codes import check_timezone, normalize_currency
 from leadflow.kit.durations import parse_duration
-from leadflow.vocabulary import DEFAULT_MIN_DELAYS
+from leadflow.vocabulary import DEFAULT_MIN_DELAYS, AfterUnknownStep
 
 MIN_DELAY_KEYS = tuple(s.value for s in DEFAULT_MIN_DELAYS)
 # The same bound as a campaign step's delay (campaigns.schemas.MAX_DELAY): a larger minimum
@@ -46,6 +46,14 @@ class MinDelays(BaseModel):
     renewal: str = Field(default="P1D", examples=["P1D"])
 
 
+AFTER_UNKNOWN_STEP_DOC = (
+    "What a lead's sequence does after a follow-up whose delivery is `unknown` (a worker "
+    "stopped while handing it to the mail server, so it was probably delivered and is never "
+    "sent again): `continue` (the default) sends the next steps as scheduled from that "
+    "moment; `stop` ends the sequence there (stop reason `delivery_unknown`)."
+)
+
+
 class AccountSettings(BaseModel):
     account_id: str = Field(description="Read-only.")
     name: str = Field(description="Read-only.")
@@ -57,6 +65,9 @@ class AccountSettings(BaseModel):
     sender_name: str | None = None
     sender_email: str | None = None
     min_delays: MinDelays
+    after_unknown_step: AfterUnknownStep = Field(
+        description=AFTER_UNKNOWN_STEP_DOC, examples=[AfterUnknownStep.CONTINUE]
+    )
     updated_at: dt.datetime = Field(description="Read-only.")
 
 
@@ -94,6 +105,9 @@ class AccountSettingsUpdate(BaseModel):
     sender_name: str | None = Field(default=None, max_length=200)
     sender_email: EmailStr | None = None
     min_delays: MinDelaysUpdate | None = None
+    after_unknown_step: AfterUnknownStep | None = Field(
+        default=None, description=AFTER_UNKNOWN_STEP_DOC
+    )
 
     @field_validator("sender_name")
     @classmethod

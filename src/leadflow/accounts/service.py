@@ -238,7 +238,12 @@ def settings_of(account: Account) -> AccountSettings:
 
 
 # Null for a required setting means "unchanged".
-_REQUIRED_SETTINGS = ("lead_management_enabled", "default_currency", "timezone")
+_REQUIRED_SETTINGS = (
+    "lead_management_enabled",
+    "default_currency",
+    "timezone",
+    "after_unknown_step",
+)
 
 
 async def change_settings(

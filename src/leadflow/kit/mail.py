@@ -12,16 +12,17 @@ import secrets
 import tempfile
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from email.header import Header
 from email.message import EmailMessage
 from email.utils import formataddr, parseaddr
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
+from aiosmtplib.typing import Default
 
 from leadflow.config import Settings
 
@@ -32,6 +33,16 @@ class TransientMailError(Exception):
 
 class PermanentMailError(Exception):
     """Refused for good (5xx replies): retrying would not help."""
+
+
+class SendWithdrawn(Exception):
+    """``before_data`` said no: the message was not handed over (the envelope is reset), as
+    another attempt owns it now."""
+
+
+# Called once MAIL FROM is about to go out; DATA begins only if what it returns answers
+# True. Awaited while the envelope is being sent, so what it records costs the send little.
+BeforeData = Callable[[], Awaitable[bool]]
 
 
 @dataclass(frozen=True)
@@ -137,7 +148,11 @@ def wire_email(headers: Sequence[tuple[str, str]], *, text: str, html: str) -> W
 
 
 class MailTransport(Protocol):
-    async def send(self, message: Mail) -> None: ...
+    async def send(self, message: Mail, *, before_data: BeforeData | None = None) -> None:
+        """Hand ``message`` over. With ``before_data``: call it before the message itself is
+        transmitted (SMTP DATA); a False answer (or an error) means it is not, and raises
+        SendWithdrawn (or the error)."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -148,7 +163,9 @@ class FileTransport:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
-    async def send(self, message: Mail) -> None:
+    async def send(self, message: Mail, *, before_data: BeforeData | None = None) -> None:
+        if before_data is not None and not await before_data():
+            raise SendWithdrawn
         await asyncio.to_thread(self._write, message)
 
     def _write(self, message: Mail) -> None:
@@ -190,6 +207,24 @@ class SmtpOptions:
 IDLE_CHECK_SECONDS = 5.0
 
 
+class _Client(aiosmtplib.SMTP):
+    """An SMTP connection that waits, before DATA, for what the sender records first."""
+
+    before_data: asyncio.Future[bool] | None = None
+
+    async def data(
+        self,
+        message: str | bytes,
+        /,
+        *,
+        timeout: Any = Default.token,  # noqa: ASYNC109
+    ) -> aiosmtplib.SMTPResponse:
+        pending, self.before_data = self.before_data, None
+        if pending is not None and not await pending:
+            raise SendWithdrawn
+        return await super().data(message, timeout=timeout)
+
+
 class SmtpTransport:
     """A small pool of reused SMTP connections with a concurrency limit."""
 
@@ -197,15 +232,13 @@ class SmtpTransport:
         self.options = SmtpOptions(url)
         self.timeout = timeout
         self._limit = asyncio.Semaphore(pool_size)
-        self._idle: list[aiosmtplib.SMTP] = []
-        self._last_used: weakref.WeakKeyDictionary[aiosmtplib.SMTP, float] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._idle: list[_Client] = []
+        self._last_used: weakref.WeakKeyDictionary[_Client, float] = weakref.WeakKeyDictionary()
         self.connections_opened = 0
 
-    async def _connect(self) -> aiosmtplib.SMTP:
+    async def _connect(self) -> _Client:
         o = self.options
-        client = aiosmtplib.SMTP(
+        client = _Client(
             hostname=o.hostname,
             port=o.port,
             username=o.username,
@@ -219,7 +252,7 @@ class SmtpTransport:
         self.connections_opened += 1
         return client
 
-    async def _checkout(self) -> aiosmtplib.SMTP:
+    async def _checkout(self) -> _Client:
         while self._idle:
             client = self._idle.pop()
             if client.is_connected:
@@ -233,17 +266,23 @@ class SmtpTransport:
                     await _quietly_close(client)
         return await self._connect()
 
-    async def send(self, message: Mail) -> None:
+    async def send(self, message: Mail, *, before_data: BeforeData | None = None) -> None:
         async with self._limit:
             try:
                 client = await self._checkout()
             except (aiosmtplib.SMTPException, OSError) as exc:
                 raise TransientMailError(f"cannot connect: {exc}") from exc
+            # Started now, awaited right before DATA: it runs during MAIL FROM and RCPT TO.
+            pending = asyncio.ensure_future(before_data()) if before_data is not None else None
+            client.before_data = pending
             try:
                 if isinstance(message, WireEmail):
                     await client.sendmail(message.mail_from, list(message.rcpt_to), message.data)
                 else:
                     await client.send_message(message)
+            except SendWithdrawn:
+                await _quietly_reset(client, self._idle)
+                raise
             except aiosmtplib.SMTPRecipientsRefused as exc:
                 self._idle.append(client)
                 codes = [r.code for r in exc.recipients]
@@ -259,6 +298,16 @@ class SmtpTransport:
             except (aiosmtplib.SMTPException, OSError) as exc:
                 await _quietly_close(client)
                 raise TransientMailError(str(exc) or exc.__class__.__name__) from exc
+            except BaseException:  # before_data failed (or the send was cancelled): no DATA
+                await _quietly_close(client)
+                raise
+            finally:
+                client.before_data = None
+                if pending is not None and not pending.done():
+                    # DATA was never reached: what it records must not outlive the attempt
+                    # unobserved (the outcome recorded next makes it moot).
+                    with contextlib.suppress(Exception):
+                        await pending
             self._last_used[client] = time.monotonic()
             self._idle.append(client)
 
@@ -268,7 +317,7 @@ class SmtpTransport:
             await _quietly_close(client, polite=True)
 
 
-async def _quietly_reset(client: aiosmtplib.SMTP, idle: list[aiosmtplib.SMTP]) -> None:
+async def _quietly_reset(client: _Client, idle: list[_Client]) -> None:
     try:
         await client.rset()
         idle.append(client)
@@ -276,7 +325,7 @@ async def _quietly_reset(client: aiosmtplib.SMTP, idle: list[aiosmtplib.SMTP]) -
         await _quietly_close(client)
 
 
-async def _quietly_close(client: aiosmtplib.SMTP, *, polite: bool = False) -> None:
+async def _quietly_close(client: _Client, *, polite: bool = False) -> None:
     with contextlib.suppress(aiosmtplib.SMTPException, OSError):
         if polite and client.is_connected:
             await client.quit()

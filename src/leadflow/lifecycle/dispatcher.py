@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 import secrets
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, delete, select, update
+from sqlalchemy import Select, and_, delete, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.config import Settings
@@ -20,12 +21,21 @@ from leadflow.kit.db import ROWS_PER_STATEMENT, Database, chunks, insert_for
 from leadflow.kit.ids import new_id
 from leadflow.kit.leases import claim_due, lease, lease_free, release_held
 from leadflow.kit.locking import lock_keys
-from leadflow.kit.mail import Mail, MailTransport, PermanentMailError, TransientMailError
+from leadflow.kit.mail import (
+    BeforeData,
+    Mail,
+    MailTransport,
+    PermanentMailError,
+    SendWithdrawn,
+    TransientMailError,
+)
 from leadflow.lifecycle.outcomes import (
+    DataMarks,
     DispatchReport,
     Outgoing,
     record_failure,
     record_sent,
+    record_sent_late,
     record_sent_many,
 )
 from leadflow.lifecycle.rules import (
@@ -48,10 +58,12 @@ from leadflow.models.leads import Lead, LeadGroup
 from leadflow.models.tracking import Suppression
 from leadflow.notifications import events
 from leadflow.templates.compose import build_email, lead_context, sender, unsubscribe_url
-from leadflow.templates.render import render_step
+from leadflow.templates.isolation import RenderUnavailable, render_step_bounded
+from leadflow.templates.render import Rendered, TemplateProblem, render_step
 from leadflow.templates.wire import build_wire_email
 from leadflow.vocabulary import (
     MAYBE_SENT,
+    AfterUnknownStep,
     EnrollmentState,
     LeadStatus,
     MessageStatus,
@@ -62,9 +74,14 @@ log = logging.getLogger("leadflow.dispatch")
 
 Row = TypeVar("Row", Lead, Account, Campaign, Variant)
 
-# A message row left in "sending" this long means its worker died mid-send: we cannot know
-# whether the server took it, so it is never sent again (at most once) and marked "unknown".
-STALE_SENDING = dt.timedelta(minutes=15)
+# A message row found "sending" by the worker that claims its enrollment next (the sender's
+# claim expired: it died, or lost the claim while slow) is decided by its DATA mark, which
+# every send commits right before SMTP DATA begins (``DataMarks``):
+# - without the mark, the message was never handed over: this worker takes the send over
+#   (the row's ``attempts`` goes up, so the old attempt, if it still runs, finds its mark
+#   refused and never begins DATA) and sends it;
+# - with it, the server may have it: never sent again (at most once), marked "unknown", and
+#   the sequence continues or stops as the account says (``after_unknown_step``).
 
 
 @dataclass
@@ -88,6 +105,7 @@ class Dispatcher:
         self.transport = transport
         self.lease = dt.timedelta(seconds=settings.dispatch_lease_seconds)
         self.stopping = False
+        self.data_marks = DataMarks(db.engine, clock)
 
     def stop(self) -> None:
         """Shutting down: claim nothing more, and give back claims not yet being sent; the sends
@@ -250,6 +268,9 @@ class Dispatcher:
             accounts = await _by_id(session, Account, {row.account_id for row in rows})
             campaigns = await _by_id(session, Campaign, {row.campaign_id for row in rows})
             variants = await _by_id(session, Variant, {row.variant_id for row in rows})
+            # Merchant templates render in render processes, all at once and before any
+            # recipient is locked: a slow one holds up this batch, never another worker.
+            custom = await self._render_custom(rows, leads, accounts, variants)
             recipients = {(row.account_id, leads[row.lead_id].email) for row in rows}
             if not await lock_keys(session, [f"dispatch:{a}:{e}" for a, e in recipients]):
                 # SQLite has one writer: writing first takes the write lock now, so the
@@ -329,7 +350,16 @@ class Dispatcher:
                 if due > now:
                     later.append({"id": row.id, "next_due_at": due})
                     continue
-                out = self._compose_new(account, lead, variant, row.id, step, now)
+                if _is_custom(variant, step):
+                    if row.id not in custom:  # it failed: the single path records why
+                        single.append(row.id)
+                        continue
+                    message_id, rendered = custom[row.id]
+                else:
+                    message_id, rendered = new_id("msg"), None
+                out = self._compose_new(
+                    account, lead, variant, row.id, step, now, message_id, rendered
+                )
                 if out is None:
                     single.append(row.id)  # it records the failure
                     continue
@@ -389,18 +419,21 @@ class Dispatcher:
         enrollment_id: str,
         step: int,
         now: dt.datetime,
+        message_id: str,
+        rendered: Rendered | None,
     ) -> Outgoing | None:
-        """The email of a step not recorded yet, or None when it cannot be made."""
-        message_id = new_id("msg")
+        """The email of a step not recorded yet (``rendered`` already when the merchant
+        wrote it), or None when it cannot be made."""
         base = self.settings.base_url
-        try:
-            rendered = render_step(
-                variant.steps[step - 1],
-                lead_context(base, account, lead, message_id),
-                lead.language,
-            )
-        except Exception:  # a broken template: recorded on the single path
-            return None
+        if rendered is None:
+            try:
+                rendered = render_step(
+                    variant.steps[step - 1],
+                    lead_context(base, account, lead, message_id),
+                    lead.language,
+                )
+            except Exception:  # a broken template: recorded on the single path
+                return None
         from_header = sender(account, self.settings.mail_from)
         list_unsubscribe = unsubscribe_url(base, account, lead)
         email: Mail
@@ -441,6 +474,40 @@ class Dispatcher:
             variant_id=variant.id,
         )
 
+    async def _render_custom(
+        self,
+        rows: Sequence[Any],
+        leads: dict[str, Lead],
+        accounts: dict[str, Account],
+        variants: dict[str, Variant],
+    ) -> dict[str, tuple[str, Rendered]]:
+        """The merchant-written steps due in a batch, rendered concurrently within the
+        limits: per enrollment, the new message's id (its links carry it) and the result.
+        Those that fail are left out; the single path renders them again and records why."""
+        base = self.settings.base_url
+        wanted: list[tuple[str, str, Any]] = []
+        for row in rows:
+            variant, lead = variants[row.variant_id], leads[row.lead_id]
+            if not _is_custom(variant, row.next_step):
+                continue
+            message_id = new_id("msg")
+            context = lead_context(base, accounts[row.account_id], lead, message_id)
+            wanted.append(
+                (
+                    row.id,
+                    message_id,
+                    render_step_bounded(variant.steps[row.next_step - 1], context, lead.language),
+                )
+            )
+        if not wanted:
+            return {}
+        results = await asyncio.gather(*(render for _, _, render in wanted), return_exceptions=True)
+        return {
+            enrollment_id: (message_id, result)
+            for (enrollment_id, message_id, _), result in zip(wanted, results, strict=True)
+            if isinstance(result, Rendered)
+        }
+
     async def _send_batch(
         self, outgoing: list[Outgoing], token: str, report: DispatchReport
     ) -> None:
@@ -461,17 +528,21 @@ class Dispatcher:
                     unsent.append(out)
                     return
                 try:
-                    await self.transport.send(out.email)
+                    await self.transport.send(out.email, before_data=self._before_data(out))
+                except SendWithdrawn:  # another worker took the send over: it is its own now
+                    report.skipped += 1
                 except (PermanentMailError, TransientMailError) as exc:
                     failed.append((out, exc))
-                except Exception as exc:  # unknown: maybe sent, so never sent again
+                except Exception as exc:  # the next claim decides by the DATA mark
                     log.exception("sending follow-up %s failed", out.message_id)
                     report.errors.append(f"{out.enrollment_id}: {exc}")
                     await self._release(out.enrollment_id, token)
                 else:
+                    self.data_marks.sent(out)  # at once: a crash now leaves it sent, not unknown
                     sent.append(out)
 
-        await asyncio.gather(*(one(out) for out in outgoing))
+        async with self.data_marks.held():
+            await asyncio.gather(*(one(out) for out in outgoing))
         await record_sent_many(self.db, self.clock.now(), sent, report)
         for out, exc in failed:
             await record_failure(
@@ -490,6 +561,8 @@ class Dispatcher:
                     delete(Message).where(
                         Message.id.in_([out.message_id for out in unsent]),
                         Message.status == MessageStatus.SENDING,
+                        Message.attempts == 1,  # not taken over by another worker since
+                        Message.data_started_at.is_(None),
                     )
                 )
                 await release_held(
@@ -499,6 +572,11 @@ class Dispatcher:
                     token,
                     updated_at=self.clock.now(),
                 )
+
+    def _before_data(self, out: Outgoing) -> BeforeData:
+        """What the transport awaits right before DATA: the committed DATA mark."""
+
+        return functools.partial(self.data_marks.mark, out)
 
     async def _release(self, enrollment_id: str, token: str) -> None:
         async with self.db.session() as session:
@@ -512,7 +590,9 @@ class Dispatcher:
         if outgoing is None:
             return
         try:
-            await self.transport.send(outgoing.email)
+            await self.transport.send(outgoing.email, before_data=self._before_data(outgoing))
+        except SendWithdrawn:  # another worker took the send over
+            report.skipped += 1
         except (PermanentMailError, TransientMailError) as exc:
             await record_failure(
                 self.db,
@@ -643,14 +723,27 @@ class Dispatcher:
         now: dt.datetime,
         report: DispatchReport,
     ) -> Outgoing | None:
-        """A message row for this step exists already: never send it a second time."""
-
-        if message.status == MessageStatus.SENDING and message.updated_at < now - STALE_SENDING:
+        """A message row for this step exists already: never send it a second time, unless
+        it is known never to have been handed over."""
+        stop_after = False
+        if message.status == MessageStatus.SENDING and message.data_started_at is not None:
+            # Its sender's claim ran out after DATA began: the server may have it.
             message.status = MessageStatus.UNKNOWN
-            message.last_error = "worker stopped while sending; not resent"
-            message.sent_at = message.updated_at
+            message.last_error = "worker stopped while handing the message over; not resent"
+            message.sent_at = message.data_started_at
             message.updated_at = now
+            account = await session.get_one(Account, enrollment.account_id)
+            stop_after = account.after_unknown_step == AfterUnknownStep.STOP
+            log.warning("follow-up %s: delivery unknown, not resent", message.id)
+        elif message.status == MessageStatus.SENT:
+            # Marked sent as the server took it; its worker died before recording the rest
+            # (the sequence moving on, the counters, the notification): recorded now.
+            await record_sent_late(session, message, enrollment, variant, now)
         if message.status in MAYBE_SENT:
+            if stop_after and enrollment.next_step < len(variant.steps):
+                stop(enrollment, StopReason.DELIVERY_UNKNOWN, now)
+                report.stopped += 1
+                return None
             self._advance(enrollment, variant, message.sent_at or now, report)
             settle(enrollment, now)
             return None
@@ -658,22 +751,32 @@ class Dispatcher:
             stop(enrollment, StopReason.SEND_FAILED, now)
             report.stopped += 1
             return None
-        if message.status == MessageStatus.SENDING:
-            enrollment.next_due_at = now + self.lease  # its sender is still at work
-            report.skipped += 1
-            settle(enrollment, now)
-            return None
-        # "deferred": known not delivered; this attempt takes the retry over atomically.
+        # "deferred": known not delivered; "sending" without the DATA mark: its sender's claim
+        # ran out before DATA, so it was never handed over. This attempt takes the send over
+        # atomically; the attempt count going up fences the old one off its DATA mark.
+        retry = message.status == MessageStatus.DEFERRED
         taken = await session.execute(
             update(Message)
-            .where(Message.id == message.id, Message.status == MessageStatus.DEFERRED)
-            .values(status=MessageStatus.SENDING, attempts=Message.attempts + 1, updated_at=now)
+            .where(
+                Message.id == message.id,
+                Message.status == message.status,
+                Message.attempts == message.attempts,
+                Message.data_started_at.is_(None) if not retry else true(),
+            )
+            .values(
+                status=MessageStatus.SENDING,
+                attempts=Message.attempts + 1,
+                data_started_at=None,
+                updated_at=now,
+            )
             .returning(Message.id)
         )
         if taken.scalar_one_or_none() is None:
             report.skipped += 1
             settle(enrollment, now)
             return None
+        if not retry:
+            log.info("follow-up %s: its sender stopped before DATA; sending it", message.id)
         await session.refresh(message)
         lead = await session.get_one(Lead, enrollment.lead_id)
         account = await session.get_one(Account, enrollment.account_id)
@@ -696,10 +799,23 @@ class Dispatcher:
         stored = variant.steps[step - 1]
         base = self.settings.base_url
         try:
-            rendered = render_step(
+            rendered = await render_step_bounded(
                 stored, lead_context(base, account, lead, message.id), lead.language
             )
-        except Exception as exc:  # a template that broke after it was saved
+        except RenderUnavailable:
+            raise  # no render process: the claim is given back and tried again next tick
+        except TemplateProblem as exc:  # saved before a rule or limit existed, or broken since
+            await self._fail(
+                session,
+                message,
+                enrollment,
+                StopReason.TEMPLATE_ERROR,
+                f"template error in the {exc.part}: {exc.message}",
+                now,
+                report,
+            )
+            return None
+        except Exception as exc:  # a predefined template that cannot render this lead
             await self._fail(
                 session,
                 message,
@@ -747,6 +863,7 @@ class Dispatcher:
             account_id=account.id,
             campaign_id=variant.campaign_id,
             variant_id=variant.id,
+            attempt=message.attempts,
         )
 
     async def _fail(
@@ -779,6 +896,11 @@ class Dispatcher:
         else:
             delay = dt.timedelta(seconds=variant.steps[step]["delay_seconds"])
             enrollment.next_due_at = sent_at + delay
+
+
+def _is_custom(variant: Variant, step: int) -> bool:
+    """Whether step ``step`` of ``variant`` exists and is the merchant's own template."""
+    return 1 <= step <= len(variant.steps) and not variant.steps[step - 1].get("template")
 
 
 def _add(total: DispatchReport, report: DispatchReport) -> None:

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from leadflow.config import Settings
-from leadflow.kit.db import ROWS_PER_STATEMENT, Database, chunks
+from leadflow.kit.clock import Clock
+from leadflow.kit.db import ROWS_PER_STATEMENT, Database, UTCDateTime, chunks
 from leadflow.kit.mail import Mail
 from leadflow.lifecycle.scheduling import retry_delay
 from leadflow.lifecycle.sequence import settle, stop
+from leadflow.models.campaigns import Variant
 from leadflow.models.enrollments import Enrollment, Message
 from leadflow.models.notifications import IlnEndpoint
 from leadflow.notifications import events
@@ -50,6 +55,159 @@ class Outgoing:
     account_id: str = ""
     campaign_id: str = ""
     variant_id: str = ""
+    attempt: int = 1  # the message row's ``attempts`` when this send was decided
+
+
+class DataMarks:
+    """Records, durably, where each send of a batch stands with the mail server, so that a
+    worker dying mid-batch leaves as few follow-ups ``unknown`` as can be:
+
+    - ``mark``: before SMTP DATA begins, that the attempt is about to hand its message over
+      (``Message.data_started_at``). Without it the message certainly never reached the
+      server and is sent again; with it, it may have. Refused (False) when the attempt no
+      longer owns its message (its claim ran out and another worker took the send over, or
+      it was given up): DATA must not begin then.
+    - ``sent``: once the server took it, that it is ``sent``, without waiting for the rest of
+      the batch (whose sequences, counters and notifications are recorded together after).
+
+    One autocommitted statement (no BEGIN and COMMIT) covers everything asked for while the
+    one before was being written: the sends of a pool ask at about the same time, so the
+    cost is one statement for several messages, and a mark is paid while the envelope (MAIL
+    FROM, RCPT TO) is being sent. While a batch is sent (``held``) they keep one connection,
+    so they cost no pool checkout either."""
+
+    def __init__(self, engine: AsyncEngine, clock: Clock) -> None:
+        self.engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.clock = clock
+        self._waiting: list[tuple[Outgoing, asyncio.Future[bool]]] = []
+        self._sent: list[str] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._connection: AsyncConnection | None = None
+        self._holders = 0
+
+    @contextlib.asynccontextmanager
+    async def held(self) -> AsyncIterator[None]:
+        """Keep the connection open for the block (a batch being sent). On the way out,
+        what was asked for is written first: the batch's outcomes, recorded next, never
+        update the same rows at the same time."""
+        self._holders += 1
+        try:
+            yield
+        finally:
+            self._holders -= 1
+            if self._writer is not None and not self._writer.done():
+                with contextlib.suppress(Exception):
+                    await self._writer
+            if not self._holders and (self._writer is None or self._writer.done()):
+                await self._let_go()
+
+    def mark(self, out: Outgoing) -> asyncio.Future[bool]:
+        """Ask for the DATA mark of ``out``; the future says whether it was written."""
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.append((out, done))
+        self._wake()
+        return done
+
+    def sent(self, out: Outgoing) -> None:
+        """The server took ``out``: mark it ``sent`` soon (nobody waits for it)."""
+        self._sent.append(out.message_id)
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write())
+
+    async def _write(self) -> None:
+        try:
+            while self._waiting or self._sent:
+                batch, self._waiting = self._waiting, []
+                sent, self._sent = self._sent, []
+                keys = [(out.message_id, out.attempt) for out, _ in batch]
+                try:
+                    marked = await self._execute(keys, sent)
+                except Exception as exc:  # each send learns it, and does not begin DATA
+                    await self._let_go()
+                    if sent:  # the batch's outcomes, recorded after it, say sent anyway
+                        log.warning("marking %d follow-ups sent failed: %s", len(sent), exc)
+                    for _, done in batch:
+                        if not done.done():
+                            done.set_exception(exc)
+                    continue
+                for out, done in batch:
+                    if not done.done():
+                        done.set_result(out.message_id in marked)
+        finally:
+            if not self._holders:
+                await self._let_go()
+
+    async def _execute(self, keys: list[tuple[str, int]], sent: list[str]) -> set[str]:
+        if self._connection is None:
+            self._connection = await self.engine.connect()
+        now = self.clock.now()
+        if self._connection.dialect.name == "postgresql":
+            # The driver itself, one prepared statement (one commit) for any number of marks:
+            # a mark is on the path of every send, and the ORM's work per statement would
+            # cost as much again.
+            raw = await self._connection.get_raw_connection()
+            driver: Any = raw.driver_connection
+            rows = await driver.fetch(
+                _MARKS_POSTGRESQL,
+                now,
+                [message_id for message_id, _ in keys],
+                [attempt for _, attempt in keys],
+                sent,
+            )
+            return {row[0] for row in rows}
+        marked: set[str] = set()
+        if keys:
+            result = await self._connection.execute(_MARK_DATA, {"keys": keys, "now": now})
+            marked.update(result.scalars())
+        if sent:
+            await self._connection.execute(_MARK_SENT, {"ids": sent, "now": now})
+        return marked
+
+    async def _let_go(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await connection.close()
+
+
+_MARKS_POSTGRESQL = (
+    "WITH data AS ("
+    " UPDATE messages AS m SET data_started_at = $1"
+    " FROM unnest($2::varchar[], $3::integer[]) AS k(id, attempts)"
+    " WHERE m.id = k.id AND m.attempts = k.attempts"
+    " AND m.status = 'sending' AND m.data_started_at IS NULL"
+    " RETURNING m.id"
+    "), sent AS ("
+    " UPDATE messages SET status = 'sent', sent_at = $1, updated_at = $1, last_error = NULL"
+    " WHERE id = ANY($4::varchar[]) AND status = 'sending'"
+    ") SELECT id FROM data"
+)
+_MARK_DATA = (
+    update(Message)
+    .where(
+        tuple_(Message.id, Message.attempts).in_(bindparam("keys", expanding=True)),
+        Message.status == MessageStatus.SENDING.value,
+        Message.data_started_at.is_(None),
+    )
+    .values(data_started_at=bindparam("now", type_=UTCDateTime()))
+    .returning(Message.id)
+)
+_MARK_SENT = (
+    update(Message)
+    .where(
+        Message.id.in_(bindparam("ids", expanding=True)),
+        Message.status == MessageStatus.SENDING.value,
+    )
+    .values(
+        status=MessageStatus.SENT.value,
+        sent_at=bindparam("now", type_=UTCDateTime()),
+        updated_at=bindparam("now", type_=UTCDateTime()),
+        last_error=None,
+    )
+)
 
 
 async def notified_accounts(session: AsyncSession, account_ids: Iterable[str]) -> set[str]:
@@ -147,6 +305,34 @@ async def record_sent_many(
                 await events.followups_completed(session, enrollment, out.step, now)
     report.sent += len(outs)
     report.completed += len(completed)
+
+
+async def record_sent_late(
+    session: AsyncSession,
+    message: Message,
+    enrollment: Enrollment,
+    variant: Variant,
+    now: dt.datetime,
+) -> None:
+    """What ``record_sent_many`` records besides the message, for a follow-up marked sent
+    whose worker died before it recorded the rest: the counters and the notifications (the
+    caller moves the sequence on). Never twice: the sequence moves on in the same transaction,
+    so the step is not found again."""
+    sent_at = message.sent_at or now
+    await bump(
+        session,
+        account_id=message.account_id,
+        campaign_id=message.campaign_id,
+        variant_id=message.variant_id,
+        step=message.step,
+        when=sent_at,
+        followups=1,
+        targeted=1 if message.step == 1 else 0,
+    )
+    if await notified_accounts(session, [message.account_id]):
+        await events.followup_sent(session, message, now)
+        if message.step >= len(variant.steps):
+            await events.followups_completed(session, enrollment, message.step, now)
 
 
 async def record_failure(

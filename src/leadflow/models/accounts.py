@@ -37,6 +37,11 @@ class Account(Base):
     link_secret: Mapped[str] = mapped_column(Text)
     # Frequency cap per address across all campaigns.
     min_hours_between_emails: Mapped[int] = mapped_column(default=12)
+    # After a step whose delivery is unknown (its worker died during SMTP DATA): "continue"
+    # the sequence (the step most likely arrived) or "stop" it.
+    after_unknown_step: Mapped[str] = mapped_column(
+        String(16), default="continue", server_default="continue"
+    )
 
 
 class ApiKey(Base):

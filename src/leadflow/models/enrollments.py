@@ -68,6 +68,10 @@ class Message(Base):
     step: Mapped[int]
     # sending -> sent | deferred (known not delivered, retried) | failed | unknown
     status: Mapped[str] = mapped_column(String(16))
+    # When this attempt was about to hand the message itself to the server (SMTP DATA),
+    # committed before DATA begins: a ``sending`` row without it whose worker died was never
+    # handed over and is sent again; one with it may have been, so it becomes ``unknown``.
+    data_started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     to_email: Mapped[str] = mapped_column(String(320))
     subject: Mapped[str] = mapped_column(Text)
     message_id_header: Mapped[str] = mapped_column(String(255))
