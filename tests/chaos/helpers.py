@@ -216,6 +216,19 @@ async def message_rows(db: Database) -> list[Row]:
         return [Row(*row) for row in found]
 
 
+async def handed_over(db: Database) -> dict[tuple[str, int], str]:
+    """Follow-ups whose DATA phase may have begun and that are not settled as sent: the
+    status of each message with its DATA mark that is ``sending`` or ``unknown``."""
+    async with db.session() as session:
+        found = await session.execute(
+            select(Message.to_email, Message.step, Message.status).where(
+                Message.data_started_at.is_not(None),
+                Message.status.in_(("sending", "unknown")),
+            )
+        )
+        return {(to, step): status for to, step, status in found}
+
+
 async def statuses(db: Database) -> Counter[str]:
     async with db.session() as session:
         found = await session.execute(select(Message.status, func.count()).group_by(Message.status))
