@@ -35,6 +35,11 @@ class PermanentMailError(Exception):
     """Refused for good (5xx replies): retrying would not help."""
 
 
+class MaybeDelivered(Exception):
+    """The connection failed after DATA began: the server may have the message. Not retried
+    (that could send it twice); the sender settles it as ``unknown``."""
+
+
 class SendWithdrawn(Exception):
     """``before_data`` said no: the message was not handed over (the envelope is reset), as
     another attempt owns it now."""
@@ -211,6 +216,7 @@ class _Client(aiosmtplib.SMTP):
     """An SMTP connection that waits, before DATA, for what the sender records first."""
 
     before_data: asyncio.Future[bool] | None = None
+    data_began = False  # this send reached DATA: a failure from here may leave it delivered
 
     async def data(
         self,
@@ -222,6 +228,7 @@ class _Client(aiosmtplib.SMTP):
         pending, self.before_data = self.before_data, None
         if pending is not None and not await pending:
             raise SendWithdrawn
+        self.data_began = True
         return await super().data(message, timeout=timeout)
 
 
@@ -275,6 +282,7 @@ class SmtpTransport:
             # Started now, awaited right before DATA: it runs during MAIL FROM and RCPT TO.
             pending = asyncio.ensure_future(before_data()) if before_data is not None else None
             client.before_data = pending
+            client.data_began = False
             try:
                 if isinstance(message, WireEmail):
                     await client.sendmail(message.mail_from, list(message.rcpt_to), message.data)
@@ -297,7 +305,10 @@ class SmtpTransport:
                 raise TransientMailError(f"{exc.code} {exc.message}") from exc
             except (aiosmtplib.SMTPException, OSError) as exc:
                 await _quietly_close(client)
-                raise TransientMailError(str(exc) or exc.__class__.__name__) from exc
+                reason = str(exc) or exc.__class__.__name__
+                if client.data_began:  # no reply to DATA: it may have been accepted
+                    raise MaybeDelivered(reason) from exc
+                raise TransientMailError(reason) from exc
             except BaseException:  # before_data failed (or the send was cancelled): no DATA
                 await _quietly_close(client)
                 raise

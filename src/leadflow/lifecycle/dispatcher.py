@@ -25,6 +25,7 @@ from leadflow.kit.mail import (
     BeforeData,
     Mail,
     MailTransport,
+    MaybeDelivered,
     PermanentMailError,
     SendWithdrawn,
     TransientMailError,
@@ -533,6 +534,10 @@ class Dispatcher:
                     report.skipped += 1
                 except (PermanentMailError, TransientMailError) as exc:
                     failed.append((out, exc))
+                except MaybeDelivered as exc:  # the next claim settles it: unknown
+                    log.warning("follow-up %s may have been delivered: %s", out.message_id, exc)
+                    report.errors.append(f"{out.enrollment_id}: {exc}")
+                    await self._release(out.enrollment_id, token)
                 except Exception as exc:  # the next claim decides by the DATA mark
                     log.exception("sending follow-up %s failed", out.message_id)
                     report.errors.append(f"{out.enrollment_id}: {exc}")
@@ -593,6 +598,10 @@ class Dispatcher:
             await self.transport.send(outgoing.email, before_data=self._before_data(outgoing))
         except SendWithdrawn:  # another worker took the send over
             report.skipped += 1
+        except MaybeDelivered as exc:  # the next claim settles it by its DATA mark: unknown
+            log.warning("follow-up %s may have been delivered: %s", outgoing.message_id, exc)
+            report.errors.append(f"{enrollment_id}: {exc}")
+            await self._release(enrollment_id, token)
         except (PermanentMailError, TransientMailError) as exc:
             await record_failure(
                 self.db,
