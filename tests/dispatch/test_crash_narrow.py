@@ -26,7 +26,7 @@ from tests.dispatch.helpers import (
 )
 from tests.support.api import assert_problem, auth, ok_json, put_settings
 from tests.support.campaigns import create_campaign
-from tests.support.events import ingest
+from tests.support.events import ingest, purchase
 from tests.support.servers import smtp_url
 
 STEPS = [
@@ -258,3 +258,40 @@ async def _followups_counted(db) -> int:
     async with db.session() as session:
         total = await session.execute(select(func.sum(StatsCounter.followups_sent)))
         return int(total.scalar_one() or 0)
+
+
+@pytest.mark.parametrize("inside_data", [True, False], ids=["inside-data", "before-data"])
+async def test_a_dead_workers_send_on_a_sequence_stopped_since_is_settled(
+    client, account, clock, make_dispatcher, smtp_sink, db, inside_data
+):
+    """A purchase stops the sequence while the send's worker is dead: no claim comes back to
+    that enrollment, so the sweep settles the send once the dead worker's lease has run out:
+    ``unknown`` if DATA may have begun, withdrawn if it never began; never sent again."""
+    await _lead_due_now(client, account, clock)
+    dying, other = make_dispatcher(gated=not inside_data), make_dispatcher()
+    if inside_data:
+        await _die_inside_data(smtp_sink, dying)
+    else:
+        tick = asyncio.create_task(dying.run_once())
+        await asyncio.wait_for(dying.transport.entered.wait(), 10)
+        await _die(tick)
+    delivered = len(smtp_sink.messages)
+    await purchase(client, account, clock, email="jane@example.com")
+    assert (await enrollment(db)).state == "stopped"
+    (row,) = await messages(db)
+    assert row.status == "sending"
+
+    lease = other.settings.dispatch_lease_seconds
+    clock.advance(seconds=lease - 1)  # the dead worker's lease still runs: nothing is touched
+    await other.run_once()  # (its first tick sweeps; the next sweep comes a minute later)
+    assert [m.status for m in await messages(db)] == ["sending"]
+
+    clock.advance(seconds=60)  # the lease is over, and a minute has passed since the sweep
+    await other.run_once()
+    rows = await messages(db)
+    if inside_data:
+        assert [(m.status, m.sent_at) for m in rows] == [("unknown", row.data_started_at)]
+    else:
+        assert rows == []  # never handed over: withdrawn
+    assert len(smtp_sink.messages) == delivered  # nothing sent again
+    assert (await other.run_once()).claimed == 0

@@ -38,6 +38,7 @@ from leadflow.lifecycle.outcomes import (
     record_sent,
     record_sent_late,
     record_sent_many,
+    settle_orphaned_sends,
 )
 from leadflow.lifecycle.rules import (
     aware as aware_utc,
@@ -73,6 +74,9 @@ from leadflow.vocabulary import (
 
 log = logging.getLogger("leadflow.dispatch")
 
+# How often a worker looks for sends a dead worker left on sequences that stopped since.
+ORPHAN_SWEEP = dt.timedelta(seconds=60)
+
 Row = TypeVar("Row", Lead, Account, Campaign, Variant)
 
 # A message row found "sending" by the worker that claims its enrollment next (the sender's
@@ -107,6 +111,7 @@ class Dispatcher:
         self.lease = dt.timedelta(seconds=settings.dispatch_lease_seconds)
         self.stopping = False
         self.data_marks = DataMarks(db.engine, clock)
+        self._swept_at: dt.datetime | None = None
 
     def stop(self) -> None:
         """Shutting down: claim nothing more, and give back claims not yet being sent; the sends
@@ -119,6 +124,7 @@ class Dispatcher:
         for all of them at once. Enrollments needing more than a send (a stop, a resumed or
         already recorded step, a pause since the claim, a broken template) take the careful
         one-at-a-time path afterwards."""
+        await self._sweep()
         return await self._finish(await self._begin())
 
     async def run_until_idle(self, max_rounds: int = 100) -> DispatchReport:
@@ -137,6 +143,7 @@ class Dispatcher:
         recorded while the one before is being sent: the database work overlaps SMTP. Once
         a claim comes back empty, one more is tried after the batch in flight has finished
         (it may have given work back)."""
+        await self._sweep()
         total = DispatchReport()
         batch = await self._begin()
         for round_ in range(1, max_rounds + 1):
@@ -582,6 +589,23 @@ class Dispatcher:
         """What the transport awaits right before DATA: the committed DATA mark."""
 
         return functools.partial(self.data_marks.mark, out)
+
+    async def _sweep(self) -> None:
+        """Now and then (ORPHAN_SWEEP): settle what dead workers left in flight on sequences
+        that stopped since; a live claim is never touched."""
+        now = self.clock.now()
+        if self._swept_at is not None and now - self._swept_at < ORPHAN_SWEEP:
+            return
+        self._swept_at = now
+        async with self.db.session() as session:
+            unknown, withdrawn = await settle_orphaned_sends(session, now, self.lease)
+        if unknown or withdrawn:
+            log.warning(
+                "settled sends of stopped sequences left by a stopped worker: %d unknown, %d "
+                "never handed over",
+                unknown,
+                withdrawn,
+            )
 
     async def _release(self, enrollment_id: str, token: str) -> None:
         async with self.db.session() as session:

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, select, tuple_, update
+from sqlalchemy import and_, bindparam, delete, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from leadflow.config import Settings
@@ -208,6 +208,39 @@ _MARK_SENT = (
         last_error=None,
     )
 )
+
+
+async def settle_orphaned_sends(
+    session: AsyncSession, now: dt.datetime, lease: dt.timedelta
+) -> tuple[int, int]:
+    """Messages a dead worker left ``sending`` whose sequence stopped meanwhile (a purchase,
+    an unsubscribe): stopping gives up the enrollment's lease and no claim comes back to it,
+    so they are settled here once they are older than a lease (a live worker's send ends
+    within its SMTP timeouts, well inside one). With the DATA mark the server may have it:
+    ``unknown``, as at lease expiry. Without it, it was never handed over and never will be:
+    the row goes, as when a worker gives back what it has not started. Returns (unknown,
+    withdrawn)."""
+    stopped = select(Enrollment.id).where(Enrollment.state != EnrollmentState.ACTIVE)
+    in_flight = and_(
+        Message.status == MessageStatus.SENDING,
+        Message.updated_at < now - lease,
+        Message.enrollment_id.in_(stopped),
+    )
+    unknown = await session.execute(
+        update(Message)
+        .where(in_flight, Message.data_started_at.is_not(None))
+        .values(
+            status=MessageStatus.UNKNOWN,
+            last_error="worker stopped while handing the message over; not resent",
+            sent_at=Message.data_started_at,
+            updated_at=now,
+        )
+        .returning(Message.id)
+    )
+    withdrawn = await session.execute(
+        delete(Message).where(in_flight, Message.data_started_at.is_(None)).returning(Message.id)
+    )
+    return len(unknown.all()), len(withdrawn.all())
 
 
 async def notified_accounts(session: AsyncSession, account_ids: Iterable[str]) -> set[str]:

@@ -57,6 +57,13 @@ class Message(Base):
         UniqueConstraint("enrollment_id", "step"),
         Index("ix_messages_account_recipient", "account_id", "to_email", "sent_at"),
         Index("ix_messages_campaign", "campaign_id", "variant_id", "step"),
+        # The messages in flight alone (a handful): what a dead worker may have left behind.
+        Index(
+            "ix_messages_sending",
+            "enrollment_id",
+            postgresql_where=text("status = 'sending'"),
+            sqlite_where=text("status = 'sending'"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
