@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from leadflow.vocabulary import LeadStatus, SourceType
+from leadflow.vocabulary import LeadStatus, SourceType, StopReason
 
 
 class LeadCustomer(BaseModel):
@@ -63,10 +63,7 @@ class SequenceOut(BaseModel):
     variant_id: str
     state: str = Field(description="`active`, `completed` or `stopped`.")
     stop_reason: str | None = Field(
-        description=(
-            "e.g. `converted`, `suppressed`, `campaign_archived`, `smtp_rejected`, "
-            "`invalid_sender`."
-        )
+        description="Why it stopped: " + ", ".join(f"`{reason.value}`" for reason in StopReason)
     )
     next_step: int | None = Field(description="The step waiting to go out (active only).")
     next_due_at: dt.datetime | None
