@@ -37,17 +37,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import asyncpg
 from common import create_database, drop_database, dsn, sqlalchemy_url
-from sqlalchemy import Select, and_, select
+from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.kit.clock import SystemClock
 from leadflow.kit.db import Database
 from leadflow.kit.leases import claim_due, lease, lease_free
-from leadflow.lifecycle.rules import claimable, not_paused
-from leadflow.models.accounts import Account
-from leadflow.models.campaigns import Campaign
+from leadflow.lifecycle.rules import claimable, claimable_by_join
 from leadflow.models.enrollments import Enrollment
-from leadflow.models.leads import Lead, LeadGroup
 from leadflow.vocabulary import EnrollmentState
 
 # The category of enrollment i is i % 100 (see the module docstring).
@@ -156,29 +153,6 @@ async def grow(name: str, ids: list[str], start: int, end: int) -> float:
     return time.perf_counter() - began
 
 
-def join_claim(now: dt.datetime, limit: int) -> Select[Any]:
-    """The claim before issue 10: every due row joined with its account, campaign, lead and
-    lead group, paused ones filtered by OR conditions afterwards."""
-    return (
-        select(Enrollment.id)
-        .join(Account, Account.id == Enrollment.account_id)
-        .join(Campaign, Campaign.id == Enrollment.campaign_id)
-        .join(Lead, Lead.id == Enrollment.lead_id)
-        .outerjoin(
-            LeadGroup,
-            and_(LeadGroup.account_id == Enrollment.account_id, LeadGroup.key == Lead.source_type),
-        )
-        .where(
-            Enrollment.state == EnrollmentState.ACTIVE,
-            Enrollment.next_due_at <= now,
-            lease_free(Enrollment, now),
-            not_paused(now),
-        )
-        .order_by(Enrollment.next_due_at)
-        .limit(limit)
-    )
-
-
 async def claim_once(
     session: AsyncSession,
     candidates: Select[Any],
@@ -225,7 +199,7 @@ async def measure(db: Database, batch: int, repeat: int, kind: str) -> dict[str,
                 candidates, locked = claimable(), True
                 params: dict[str, Any] = {"now": now, "limit": batch}
             else:
-                candidates, locked, params = join_claim(now, batch), False, {}
+                candidates, locked, params = claimable_by_join(now, batch), False, {}
             began = time.perf_counter()
             claimed = await claim_once(session, candidates, locked, now, params)
             timings.append((time.perf_counter() - began) * 1000)
@@ -235,7 +209,7 @@ async def measure(db: Database, batch: int, repeat: int, kind: str) -> dict[str,
         if kind == "claimable":
             query = claimable().params(now=now, limit=batch)
         else:
-            query = join_claim(now, batch).with_for_update(of=Enrollment, skip_locked=True)
+            query = claimable_by_join(now, batch).with_for_update(of=Enrollment, skip_locked=True)
         plan = await explain(session, query)
         await session.rollback()
     timings.sort()

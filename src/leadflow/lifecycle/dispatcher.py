@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import functools
 import logging
@@ -12,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, delete, select, true, update
+from sqlalchemy import Select, delete, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.config import Settings
@@ -45,12 +46,12 @@ from leadflow.lifecycle.rules import (
 )
 from leadflow.lifecycle.rules import (
     claimable,
+    claimable_by_join,
     due_after,
     due_at,
     is_paused,
     last_sent,
     lock_recipient,
-    not_paused,
 )
 from leadflow.lifecycle.sequence import complete, settle, stop
 from leadflow.models.accounts import Account
@@ -211,22 +212,7 @@ class Dispatcher:
                 params = {"now": now, "limit": limit}
                 locked = True
             else:  # one writer: the conditional update below is the claim
-                candidates = (
-                    select(Enrollment.id)
-                    .join(Account, Account.id == Enrollment.account_id)
-                    .join(Campaign, Campaign.id == Enrollment.campaign_id)
-                    .join(Lead, Lead.id == Enrollment.lead_id)
-                    .outerjoin(
-                        LeadGroup,
-                        and_(
-                            LeadGroup.account_id == Enrollment.account_id,
-                            LeadGroup.key == Lead.source_type,
-                        ),
-                    )
-                    .where(*due, lease_free(Enrollment, now), not_paused(now))
-                    .order_by(Enrollment.next_due_at)
-                    .limit(limit)
-                )
+                candidates = claimable_by_join(now, limit)
                 locked = False
             # Re-checking the due time: another worker may have moved it on meanwhile.
             claimed = await claim_due(
@@ -444,19 +430,13 @@ class Dispatcher:
                 return None
         from_header = sender(account, self.settings.mail_from)
         list_unsubscribe = unsubscribe_url(base, account, lead)
-        email: Mail
-        try:
-            email = build_wire_email(
-                rendered=rendered,
-                from_header=from_header,
-                to=lead.email,
-                message_id=message_id,
-                list_unsubscribe=list_unsubscribe,
-                now=now,
-            )
-        except ValueError:  # an address outside ASCII, say: the email package writes it
-            try:
-                email = build_email(
+        email: Mail | None = None
+        # Bytes written directly; the email package for what they cannot write (an address
+        # outside ASCII, say); neither for a sender that makes no header (recorded on the
+        # single path).
+        for build in (build_wire_email, build_email):
+            with contextlib.suppress(ValueError):
+                email = build(
                     rendered=rendered,
                     from_header=from_header,
                     to=lead.email,
@@ -464,8 +444,9 @@ class Dispatcher:
                     list_unsubscribe=list_unsubscribe,
                     now=now,
                 )
-            except ValueError:  # a sender that makes no header: recorded on the single path
-                return None
+                break
+        if email is None:
+            return None
         return Outgoing(
             message_id=message_id,
             enrollment_id=enrollment_id,
