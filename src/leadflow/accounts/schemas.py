@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from leadflow.kit.codes import check_timezone, normalize_currency
 from leadflow.kit.durations import parse_duration
@@ -15,16 +15,19 @@ MIN_DELAY_KEYS = tuple(s.value for s in DEFAULT_MIN_DELAYS)
 MAX_MIN_DELAY = dt.timedelta(days=365)
 
 
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("name must not be blank")
+    return value.strip()
+
+
+# A name as given, without surrounding spaces; only spaces is refused.
+NotBlank = AfterValidator(_not_blank)
+
+
 class AccountCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200, examples=["Acme Shop"])
-
-    @field_validator("name")
-    @classmethod
-    def _strip(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("name must not be blank")
-        return value.strip()
+    name: Annotated[str, Field(min_length=1, max_length=200, examples=["Acme Shop"]), NotBlank]
 
 
 class AccountCreated(BaseModel):
@@ -130,14 +133,7 @@ class AccountSettingsUpdate(BaseModel):
 
 class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=100, examples=["zapier"])
-
-    @field_validator("name")
-    @classmethod
-    def _strip(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("name must not be blank")
-        return value.strip()
+    name: Annotated[str, Field(min_length=1, max_length=100, examples=["zapier"]), NotBlank]
 
 
 class ApiKeyOut(BaseModel):
