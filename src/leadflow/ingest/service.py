@@ -7,7 +7,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NotRequired, TypedDict, Unpack
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -186,72 +186,50 @@ async def record_answer(session: AsyncSession, event_id: str, answer: dict[str, 
     await session.execute(update(Event).where(Event.id == event_id).values(result=answer))
 
 
+class EventFields(TypedDict):
+    """What is stored of one delivery (besides its account)."""
+
+    source: str
+    external_id: str
+    type: str
+    raw_body: str
+    now: dt.datetime
+    occurred_at: NotRequired[dt.datetime | None]
+    reference: NotRequired[str | None]
+    email: NotRequired[str | None]
+    amount: NotRequired[Decimal | None]
+    currency: NotRequired[str | None]
+    result: NotRequired[dict[str, Any] | None]
+
+
 async def record_event(
-    session: AsyncSession,
-    account: Account,
-    *,
-    source: str,
-    external_id: str,
-    type: str,
-    raw_body: str,
-    now: dt.datetime,
-    occurred_at: dt.datetime | None = None,
-    reference: str | None = None,
-    email: str | None = None,
-    amount: Decimal | None = None,
-    currency: str | None = None,
-    result: dict[str, Any] | None = None,
+    session: AsyncSession, account: Account, **fields: Unpack[EventFields]
 ) -> str | None:
     """Store a delivery once per (account, source, external id), with ``{"event_id": …,
     **result}`` as its answer. Returns the new event id, or None when ``external_id`` was seen
     (a duplicate: nothing is written)."""
-    row = _event_row(
-        account.id,
-        source=source,
-        external_id=external_id,
-        type=type,
-        raw_body=raw_body,
-        now=now,
-        occurred_at=occurred_at,
-        reference=reference,
-        email=email,
-        amount=amount,
-        currency=currency,
-        result=result,
-    )
-    return (await _insert_events(session, [row])).get(external_id)
+    row = _event_row(account.id, **fields)
+    return (await _insert_events(session, [row])).get(fields["external_id"])
 
 
-def _event_row(
-    account_id: str,
-    *,
-    source: str,
-    external_id: str,
-    type: str,
-    raw_body: str,
-    now: dt.datetime,
-    occurred_at: dt.datetime | None = None,
-    reference: str | None = None,
-    email: str | None = None,
-    amount: Decimal | None = None,
-    currency: str | None = None,
-    result: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+def _event_row(account_id: str, **fields: Unpack[EventFields]) -> dict[str, Any]:
     event_id = new_id("evt")
+    now = fields["now"]
+    email = fields.get("email")
     return {
         "id": event_id,
         "account_id": account_id,
-        "source": source,
-        "external_id": external_id,
-        "type": type[:64],
-        "occurred_at": min((occurred_at or now).astimezone(dt.UTC), now),
+        "source": fields["source"],
+        "external_id": fields["external_id"],
+        "type": fields["type"][:64],
+        "occurred_at": min((fields.get("occurred_at") or now).astimezone(dt.UTC), now),
         "received_at": now,
-        "reference": reference,
+        "reference": fields.get("reference"),
         "email": email.lower() if email else None,
-        "amount": amount,
-        "currency": currency,
-        "raw_body": raw_body,
-        "result": {"event_id": event_id, **(result or {})},
+        "amount": fields.get("amount"),
+        "currency": fields.get("currency"),
+        "raw_body": fields["raw_body"],
+        "result": {"event_id": event_id, **(fields.get("result") or {})},
     }
 
 
