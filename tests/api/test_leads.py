@@ -496,3 +496,50 @@ async def test_converted_lead_is_found_by_purchase_email_case_insensitively(clie
     assert await ids(client, account, status="converted", email="Mixed.Case@example.com") == [
         lead_id
     ]
+
+
+# A date without a time is that day in the account's time zone (``from`` its start, ``to`` its
+# end): what people type, and what a dashboard's date picker sends.
+DAY_CASES = [
+    pytest.param(
+        "UTC",
+        {"captured_from": "2026-01-12", "captured_to": "2026-01-12"},
+        ["carol_renewal"],
+        id="one-day-utc",
+    ),
+    pytest.param(
+        "UTC", {"captured_from": "2026-01-13"}, ["dave_cart", "alice_order"], id="from-day"
+    ),
+    pytest.param("UTC", {"captured_to": "2026-01-11"}, ["bob_trial", "alice_cart"], id="to-day"),
+    # UTC+14: 12 January there runs from 11 January 10:00Z to 12 January 10:00Z (exclusive).
+    pytest.param(
+        "Pacific/Kiritimati",
+        {"captured_from": "2026-01-12", "captured_to": "2026-01-12"},
+        ["bob_trial"],
+        id="one-day-utc+14",
+    ),
+    # UTC-10: 12 January there runs from 12 January 10:00Z to 13 January 10:00Z (exclusive).
+    pytest.param(
+        "Pacific/Honolulu",
+        {"captured_from": "2026-01-12", "captured_to": "2026-01-12"},
+        ["carol_renewal"],
+        id="one-day-utc-10",
+    ),
+]
+
+
+@pytest.mark.parametrize(("timezone", "params", "expected"), DAY_CASES)
+async def test_date_only_bounds_are_days_in_the_account_time_zone(
+    client, account, sample, timezone, params, expected
+):
+    response = await client.put("/v1/settings", json={"timezone": timezone}, headers=auth(account))
+    assert response.status_code == 200, response.text
+    by_id = {lead_id: name for name, lead_id in sample.items()}
+    assert [by_id[i] for i in await ids(client, account, **params)] == expected
+
+
+@pytest.mark.parametrize("value", ["2026-1-12", "2026-02-30", "12.01.2026", "20260112"])
+async def test_a_malformed_date_is_refused_naming_the_parameter(client, account, value):
+    response = await client.get("/v1/leads", params={"captured_from": value}, headers=auth(account))
+    body = assert_problem(response, 422, code="validation_error")
+    assert [e["field"] for e in body["errors"]] == ["captured_from"]

@@ -4,7 +4,15 @@ import datetime as dt
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    field_validator,
+    model_validator,
+)
 
 from leadflow.kit.codes import normalize_currency
 from leadflow.kit.times import UtcDateTime
@@ -30,7 +38,7 @@ class AbTestSettings(BaseModel):
         description="End of a `time_range` test; for the others an optional safety end, after "
         "which the best conversion rate wins.",
     )
-    keep_best: bool = Field(
+    keep_best: StrictBool = Field(
         default=False, description="After the decision, new leads go only to the winner."
     )
     continue_variant_id: str | None = Field(
@@ -38,7 +46,7 @@ class AbTestSettings(BaseModel):
         description="Instead of keep_best: the variant new leads go to once the test ends. With "
         "neither, the campaign keeps splitting traffic and only reports.",
     )
-    min_confidence: float | None = Field(
+    min_confidence: StrictFloat | None = Field(
         default=None,
         gt=0.5,
         lt=1,
@@ -69,7 +77,11 @@ class AbTestSettings(BaseModel):
         return self
 
 
-class AbTestState(AbTestSettings):
+class AbTestSettingsOut(AbTestSettings):
+    """A campaign's A/B test settings as answered (amounts as decimal strings)."""
+
+
+class AbTestState(AbTestSettingsOut):
     state: Literal["running", "decided", "inconclusive"]
     winner_variant_id: str | None
     decided_at: dt.datetime | None
@@ -98,7 +110,7 @@ class VariantResult(BaseModel):
 
 class AbTestResult(BaseModel):
     campaign_id: str
-    settings: AbTestSettings | None
+    settings: AbTestSettingsOut | None
     state: Literal["running", "decided", "inconclusive"]
     winner_variant_id: str | None
     decided_at: dt.datetime | None

@@ -16,7 +16,7 @@ from leadflow.abtest.metrics import (
     reach_time,
     results_at,
 )
-from leadflow.abtest.schemas import AbTestSettings
+from leadflow.abtest.schemas import AbTestSettings, AbTestSettingsOut
 from leadflow.abtest.statistics import probability_best
 from leadflow.kit.clock import Clock
 from leadflow.kit.codes import format_money
@@ -82,10 +82,10 @@ def _plain(value: Decimal) -> Decimal:
     return normalized.quantize(Decimal(1)) if normalized == normalized.to_integral() else normalized
 
 
-def settings_of(test: AbTest | None) -> AbTestSettings | None:
+def settings_of(test: AbTest | None) -> AbTestSettingsOut | None:
     if test is None:
         return None
-    return AbTestSettings(
+    return AbTestSettingsOut(
         criterion=test.criterion,
         threshold=_plain(test.threshold) if test.threshold is not None else None,
         currency=test.currency,

@@ -3,7 +3,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StrictBool,
+    field_validator,
+)
 
 from leadflow.kit.codes import check_timezone, normalize_currency
 from leadflow.kit.durations import parse_duration
@@ -102,7 +110,7 @@ class AccountSettingsUpdate(BaseModel):
     account_id: Any = Field(default=None, description="Read-only; ignored.")
     name: Any = Field(default=None, description="Read-only; ignored.")
     updated_at: Any = Field(default=None, description="Read-only; ignored.")
-    lead_management_enabled: bool | None = None
+    lead_management_enabled: StrictBool | None = None
     default_currency: str | None = None
     timezone: str | None = None
     sender_name: str | None = Field(default=None, max_length=200)

@@ -214,7 +214,7 @@ async def get_backfill(
     "/v1/campaigns/{campaign_id}/preview",
     summary="Render a follow-up for a sample or real lead",
     response_model=PreviewOut,
-    responses=error_responses(401, 404, 422),
+    responses=error_responses(401, 404, 409, 422),
 )
 async def preview(
     campaign_id: str,

@@ -9,7 +9,7 @@ from leadflow.api.deps import ClockDep, CurrentAccount, SessionDep
 from leadflow.kit.codes import normalize_country, normalize_language
 from leadflow.kit.errors import error_responses, field_error
 from leadflow.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
-from leadflow.kit.times import UtcDateTime
+from leadflow.kit.times import DAY_BOUND, DayOrDateTime, bound
 from leadflow.leads import service
 from leadflow.leads.schemas import LeadDetail, LeadGroupOut, LeadGroupUpdate, LeadOut
 from leadflow.lifecycle.account_settings import set_group_status
@@ -44,8 +44,12 @@ async def list_leads_route(
     email: str | None = None,
     country: str | None = None,
     language: str | None = None,
-    captured_from: Annotated[UtcDateTime | None, Query(description="Inclusive.")] = None,
-    captured_to: Annotated[UtcDateTime | None, Query(description="Exclusive.")] = None,
+    captured_from: Annotated[
+        DayOrDateTime | None, Query(description=f"{DAY_BOUND}. Inclusive.")
+    ] = None,
+    captured_to: Annotated[
+        DayOrDateTime | None, Query(description=f"{DAY_BOUND} (up to its end). Exclusive.")
+    ] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: str | None = None,
 ) -> Page[LeadOut]:
@@ -56,8 +60,8 @@ async def list_leads_route(
         email=email,
         country=_code("country", country, normalize_country),
         language=_code("language", language, normalize_language),
-        captured_from=captured_from,
-        captured_to=captured_to,
+        captured_from=bound(captured_from, account.timezone, end=False),
+        captured_to=bound(captured_to, account.timezone, end=True),
     )
     return await service.list_leads(session, account.id, filters, limit, cursor)
 

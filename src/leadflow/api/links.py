@@ -34,7 +34,7 @@ def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
     tags=["links"],
     summary="Unsubscribe page",
     response_class=HTMLResponse,
-    responses={404: {"description": "Invalid link"}},
+    responses={404: {**error_responses(404)[404], "description": "Invalid link"}},
 )
 async def unsubscribe_page(token: str, session: SessionDep) -> HTMLResponse:
     """Shows a confirmation button. GET never unsubscribes: mail scanners follow links."""
@@ -52,7 +52,7 @@ async def unsubscribe_page(token: str, session: SessionDep) -> HTMLResponse:
     tags=["links"],
     summary="Unsubscribe (RFC 8058 one-click)",
     response_class=HTMLResponse,
-    responses={404: {"description": "Invalid link"}},
+    responses={404: {**error_responses(404)[404], "description": "Invalid link"}},
 )
 async def unsubscribe(token: str, session: SessionDep, clock: ClockDep) -> HTMLResponse:
     """Mailbox providers POST `List-Unsubscribe=One-Click` here; the page's button does too."""
@@ -72,7 +72,7 @@ async def unsubscribe(token: str, session: SessionDep, clock: ClockDep) -> HTMLR
     response_class=RedirectResponse,
     responses={
         302: {"description": "Redirect to the lead's recovery URL"},
-        404: {"description": "Invalid link"},
+        404: {**error_responses(404)[404], "description": "Invalid link"},
     },
 )
 async def click(token: str, session: SessionDep, clock: ClockDep) -> Response:

@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 
 from leadflow.api.deps import ClockDep, CurrentAccount, DatabaseDep, SessionDep, SettingsDep
 from leadflow.kit.errors import error_responses
-from leadflow.kit.times import UtcDateTime
+from leadflow.kit.times import DAY_BOUND, DayOrDateTime, bound
 from leadflow.stats import service
 from leadflow.stats.schemas import CampaignStatsOut, Figures, StatsOut
 
@@ -20,10 +20,15 @@ router = APIRouter(tags=["stats"])
 Granularity = Literal["day", "hour"]
 
 From = Annotated[
-    UtcDateTime | None, Query(alias="from", description="Inclusive, rounded down to the hour.")
+    DayOrDateTime | None,
+    Query(alias="from", description=f"{DAY_BOUND}. Inclusive, rounded down to the hour."),
 ]
 To = Annotated[
-    UtcDateTime | None, Query(description="Exclusive. Default: the end of the current hour.")
+    DayOrDateTime | None,
+    Query(
+        description=f"{DAY_BOUND} (up to the end of that day). Exclusive. Default: the end of "
+        "the current hour."
+    ),
 ]
 Rates = Annotated[
     str | None,
@@ -56,8 +61,8 @@ async def stats(
     return await service.overall_stats(
         session,
         account,
-        start=from_,
-        end=to,
+        start=bound(from_, account.timezone, end=False),
+        end=bound(to, account.timezone, end=True),
         granularity=granularity,
         campaign_id=campaign_id,
         rates=rates,
@@ -87,8 +92,8 @@ async def campaign_stats(
         session,
         account,
         campaign_id,
-        start=from_,
-        end=to,
+        start=bound(from_, account.timezone, end=False),
+        end=bound(to, account.timezone, end=True),
         granularity=granularity,
         rates=rates,
         now=clock.now(),
@@ -122,7 +127,7 @@ async def stats_stream(
         db,
         clock,
         account,
-        start=from_,
+        start=bound(from_, account.timezone, end=False),
         campaign_id=campaign_id,
         interval=settings.stats_stream_interval_seconds,
         heartbeat=settings.stats_stream_heartbeat_seconds,

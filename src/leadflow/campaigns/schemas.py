@@ -9,6 +9,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictInt,
     ValidationError,
     field_validator,
     model_validator,
@@ -18,6 +19,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from leadflow.abtest.schemas import AbTestSettings, AbTestState
 from leadflow.kit.codes import normalize_country, normalize_language
 from leadflow.kit.durations import parse_duration
+from leadflow.kit.fields import omit_only
 from leadflow.kit.times import UtcDateTime
 
 CampaignSource = Literal["all", "unfinished_order", "abandoned_checkout", "trial", "renewal"]
@@ -96,7 +98,7 @@ def _check_step_count(steps: list[StepIn]) -> list[StepIn]:
 class VariantIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=100, examples=["A"])
-    weight: int = Field(default=1, ge=1, le=1000, description="Share of new leads.")
+    weight: StrictInt = Field(default=1, ge=1, le=1000, description="Share of new leads.")
     steps: list[StepIn] = Field(min_length=1)
 
     @field_validator("steps")
@@ -108,7 +110,7 @@ class VariantIn(BaseModel):
 class VariantUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(default=None, min_length=1, max_length=100)
-    weight: int | None = Field(default=None, ge=1, le=1000)
+    weight: StrictInt | None = Field(default=None, ge=1, le=1000)
     steps: list[StepIn] | None = Field(default=None, min_length=1)
 
     @field_validator("steps")
@@ -153,7 +155,7 @@ class CampaignFields(BaseModel):
     )
     starts_at: UtcDateTime | None = None
     ends_at: UtcDateTime | None = None
-    priority: int = Field(default=0, ge=-1000, le=1000, description="Higher wins.")
+    priority: StrictInt = Field(default=0, ge=-1000, le=1000, description="Higher wins.")
     send_window: SendWindow | None = None
 
     @field_validator("languages")
@@ -211,16 +213,20 @@ class CampaignUpdate(BaseModel):
     """Any step-1 field; omitted fields keep their value. Variants have their own routes."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    # Omitted keeps the value; null is refused for the fields that cannot be empty, and their
+    # schema does not offer it.
+    name: str | None = Field(
+        default=None, min_length=1, max_length=200, json_schema_extra=omit_only
+    )
     description: str | None = Field(default=None, max_length=2000)
-    source: CampaignSource | None = None
-    status: CampaignStatus | None = None
-    products: list[str] | None = Field(default=None, max_length=500)
-    languages: list[str] | None = Field(default=None, max_length=100)
-    countries: list[str] | None = Field(default=None, max_length=250)
+    source: CampaignSource | None = Field(default=None, json_schema_extra=omit_only)
+    status: CampaignStatus | None = Field(default=None, json_schema_extra=omit_only)
+    products: list[str] | None = Field(default=None, max_length=500, json_schema_extra=omit_only)
+    languages: list[str] | None = Field(default=None, max_length=100, json_schema_extra=omit_only)
+    countries: list[str] | None = Field(default=None, max_length=250, json_schema_extra=omit_only)
     starts_at: UtcDateTime | None = None
     ends_at: UtcDateTime | None = None
-    priority: int | None = Field(default=None, ge=-1000, le=1000)
+    priority: StrictInt | None = Field(default=None, ge=-1000, le=1000, json_schema_extra=omit_only)
     send_window: SendWindow | None = None
     ab_test: AbTestSettings | None = Field(
         default=None, description="Set or change the A/B test while it runs; null removes it."
@@ -325,7 +331,7 @@ class BackfillJobOut(BaseModel):
 class PreviewIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     variant_id: str | None = Field(default=None, description="Default: the first variant.")
-    step: int = Field(default=1, ge=1, le=MAX_STEPS)
+    step: StrictInt = Field(default=1, ge=1, le=MAX_STEPS)
     lead_id: str | None = Field(default=None, description="A real lead; default: a sample lead.")
     language: str | None = Field(default=None, description="For the sample lead.")
 

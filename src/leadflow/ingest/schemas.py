@@ -11,6 +11,7 @@ from pydantic import (
     ConfigDict,
     EmailStr,
     Field,
+    StrictInt,
     ValidationError,
     field_validator,
     model_validator,
@@ -61,7 +62,7 @@ class Customer(BaseModel):
 class Product(BaseModel):
     id: str = Field(min_length=1, max_length=255, examples=["sku-123"])
     name: str = Field(min_length=1, max_length=500, examples=["Pro plan"])
-    quantity: int = Field(default=1, ge=1, le=1_000_000)
+    quantity: StrictInt = Field(default=1, ge=1, le=1_000_000)
     unit_price: Decimal | None = Field(
         default=None, description="Decimal string in the event's currency.", examples=["49.00"]
     )

@@ -213,6 +213,8 @@ ERROR_DESCRIPTIONS = {
     409: "Conflict with the current state",
     413: "Request body too large",
     422: "Invalid input; `errors` names each bad field",
+    503: "Temporarily unavailable (the database, or template rendering); retry after "
+    "`Retry-After` seconds",
 }
 
 

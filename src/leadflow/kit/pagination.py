@@ -28,6 +28,12 @@ class Page(BaseModel, Generic[T]):
         default=None, description="Pass as `cursor` to get the next page; null on the last page."
     )
 
+    @classmethod
+    def model_parametrized_name(cls, params: tuple[Any, ...]) -> str:
+        """``Page[CampaignOut]`` is the schema ``CampaignPage``: a name client generators keep."""
+        (item,) = params
+        return f"{getattr(item, '__name__', 'Item').removesuffix('Out')}Page"
+
 
 def encode_cursor(values: list[Any]) -> str:
     raw = json.dumps(values, separators=(",", ":"), default=str).encode()

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    PlainValidator,
+    TypeAdapter,
+    WithJsonSchema,
+)
 
 EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 LATEST = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
@@ -23,12 +31,63 @@ def to_utc(value: dt.datetime) -> dt.datetime:
     return value
 
 
+def _numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _not_a_number(value: object) -> object:
     """Refuse what pydantic's lax mode would read as Unix seconds: the documented format is an
     RFC 3339 string, and ``0`` meaning 1970 is a client bug, not a date."""
-    if isinstance(value, int | float):
+    if isinstance(value, int | float) or (isinstance(value, str) and _numeric(value)):
         raise ValueError("must be an RFC 3339 date-time string with an offset, not a number")
     return value
 
 
 UtcDateTime = Annotated[AwareDatetime, BeforeValidator(_not_a_number), AfterValidator(to_utc)]
+
+
+_DATE_TIME: TypeAdapter[dt.datetime] = TypeAdapter(UtcDateTime)
+
+
+def _day_or_date_time(value: object) -> dt.date | dt.datetime:
+    """``YYYY-MM-DD`` is a calendar day; anything else must be a date-time with an offset."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, str) and len(value) == 10 and value[4] == "-":
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            raise ValueError("must be a date (YYYY-MM-DD) or an RFC 3339 date-time") from None
+    return _DATE_TIME.validate_python(value)
+
+
+# A query bound as people send it: a date (that day in the account's time zone) or an
+# RFC 3339 date-time with an offset. Resolve it with ``bound``.
+DayOrDateTime = Annotated[
+    dt.date | dt.datetime,
+    PlainValidator(_day_or_date_time),
+    WithJsonSchema(
+        {"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]}
+    ),
+]
+DAY_BOUND = (
+    "An RFC 3339 date-time with an offset, or a date (`2026-11-01`) meaning that day in the "
+    "account's time zone"
+)
+
+
+def bound(value: dt.date | dt.datetime | None, timezone: str, *, end: bool) -> dt.datetime | None:
+    """A range bound in UTC. A date is the start of that day in ``timezone`` for a start, and
+    the start of the next day for an (exclusive) end, so ``from=D&to=D`` is the whole day D."""
+    if value is None or isinstance(value, dt.datetime):
+        return value
+    day = value + dt.timedelta(days=1) if end else value
+    try:
+        zone: dt.tzinfo = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = dt.UTC
+    return to_utc(dt.datetime.combine(day, dt.time(), tzinfo=zone))

@@ -6,8 +6,17 @@ import datetime as dt
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, create_model, field_validator
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    create_model,
+    field_validator,
+)
 
+from leadflow.kit.fields import omit_only
 from leadflow.leads.schemas import LeadOut
 
 
@@ -121,7 +130,7 @@ class EndpointIn(BaseModel):
     event_types: list[IlnEventType] = Field(
         default_factory=list, description="Empty = every event type."
     )
-    enabled: bool = True
+    enabled: StrictBool = True
     campaign_id: str | None = Field(
         default=None, description="Campaign-level ILN: only events about that campaign's leads."
     )
@@ -131,10 +140,11 @@ class EndpointIn(BaseModel):
 
 class EndpointUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    url: AnyHttpUrl | None = None
+    # Omitted keeps the value; null is refused, so the schema does not offer it.
+    url: AnyHttpUrl | None = Field(default=None, json_schema_extra=omit_only)
     description: str | None = Field(default=None, max_length=500)
-    event_types: list[IlnEventType] | None = None
-    enabled: bool | None = None
+    event_types: list[IlnEventType] | None = Field(default=None, json_schema_extra=omit_only)
+    enabled: StrictBool | None = Field(default=None, json_schema_extra=omit_only)
     campaign_id: str | None = None
 
     _types = field_validator("event_types")(_subscribable)
