@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import json
 import logging
 import sys
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from leadflow.config import Settings
 from leadflow.kit.errors import AppError
+from leadflow.kit.progress import Progress
 from leadflow.kit.secrets import SecretKeyError
 
 if TYPE_CHECKING:
@@ -163,8 +165,6 @@ def _keys(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _rotate_webhook_secret(settings: Settings, args: argparse.Namespace) -> int:
-    import datetime as dt
-
     from leadflow.accounts import service
     from leadflow.kit.clock import SystemClock
 
@@ -209,18 +209,25 @@ def _rotate_secret_key(settings: Settings, args: argparse.Namespace) -> int:
     )
 
     async def run(db: Database) -> dict[str, dict[str, int]]:
+        from sqlalchemy import func, select
+        from sqlalchemy import table as table_named
+
         counts: dict[str, dict[str, int]] = {}
         for table, reencrypt in tables:
+            async with db.reader() as session:
+                total = await session.scalar(select(func.count()).select_from(table_named(table)))
             scanned = rewritten = 0
             after = None
-            while True:
-                async with db.session() as session:
-                    batch = await reencrypt(session, after, args.batch_size)
-                scanned += batch.scanned
-                rewritten += batch.rewritten
-                if batch.last_key is None or batch.scanned < args.batch_size:
-                    break
-                after = batch.last_key
+            with Progress(f"re-encrypting {table}", int(total or 0), unit="rows") as progress:
+                while True:
+                    async with db.session() as session:
+                        batch = await reencrypt(session, after, args.batch_size)
+                    scanned += batch.scanned
+                    rewritten += batch.rewritten
+                    progress.update(scanned)
+                    if batch.last_key is None or batch.scanned < args.batch_size:
+                        break
+                    after = batch.last_key
             counts[table] = {"scanned": scanned, "rewritten": rewritten}
         return counts
 
@@ -235,11 +242,137 @@ def _rotate_secret_key(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    """Every check on one line (or a JSON document); 1 when any check fails."""
+    from leadflow.kit.doctor import Check, Status, load_settings, run_checks
+
+    loaded = load_settings()
+    checks = (
+        [loaded] if isinstance(loaded, Check) else asyncio.run(run_checks(loaded, args.timeout))
+    )
+    failed = any(check.status == Status.FAIL for check in checks)
+    if args.json:
+        print(json.dumps({"ok": not failed, "checks": [check.as_dict() for check in checks]}))
+    else:
+        for check in checks:
+            print(check.line())
+    return 1 if failed else 0
+
+
+def _list_accounts(settings: Settings, args: argparse.Namespace) -> int:
+    from leadflow.accounts.service import account_summaries
+
+    async def run(db: Database) -> list[dict[str, Any]]:
+        async with db.reader() as session:
+            summaries = await account_summaries(session)
+        return [
+            {
+                "id": s.id,
+                "name": s.name,
+                "created_at": s.created_at.isoformat(),
+                "lead_management_enabled": s.lead_management_enabled,
+                "api_keys": s.api_keys,
+                "campaigns": s.campaigns,
+            }
+            for s in summaries
+        ]
+
+    result = asyncio.run(_with_database(settings, run))
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    for account in result:
+        enabled = "on" if account["lead_management_enabled"] else "off"
+        print(
+            f"{account['id']}  {account['name']!r}  created {account['created_at']}"
+            f"  api keys {account['api_keys']}  campaigns {account['campaigns']}"
+            f"  lead management {enabled}"
+        )
+    return 0
+
+
+BACKFILL_POLL_SECONDS = 0.5
+
+
+def _backfill(settings: Settings, args: argparse.Namespace) -> int:
+    """Queue a backfill as ``POST /v1/campaigns/{id}/backfill`` does (or take the one already
+    queued or running), then (unless ``--no-wait``) work on it in this process alongside any
+    running workers, whichever claims it, and follow its counts until it is over."""
+    from leadflow.accounts.service import get_account
+    from leadflow.campaigns.schemas import BackfillJobOut
+    from leadflow.kit.clock import SystemClock
+    from leadflow.lifecycle import backfill
+    from leadflow.models.backfills import Backfill
+
+    clock = SystemClock()
+
+    async def run(db: Database) -> dict[str, Any]:
+        async with db.session() as session:
+            account = await get_account(session, args.account_id)
+            try:
+                job = await backfill.start_backfill(
+                    session, account, args.campaign_id, args.captured_from, clock.now()
+                )
+            except backfill.BackfillInProgress:
+                # Run again after an interruption (or after --no-wait): follow that one.
+                existing = await backfill.unfinished_backfill(session, account.id, args.campaign_id)
+                if args.no_wait or existing is None:
+                    raise
+                job = existing
+                print(f"backfill {job.id} was {job.status}: following it", file=sys.stderr)
+            total = await backfill.leads_to_scan(session, job)
+        if args.no_wait:
+            return BackfillJobOut.model_validate(job).model_dump(mode="json")
+        over = False
+        runner = asyncio.create_task(
+            backfill.run_backfills(db, clock, stopping=lambda: over), name="backfills"
+        )
+        try:
+            with Progress(f"backfill {job.id}: examined", total, unit="leads") as progress:
+                while True:
+                    async with db.reader() as session:
+                        current = await session.get_one(Backfill, job.id)
+                    progress.update(current.scanned)
+                    if current.status not in backfill.UNFINISHED:
+                        break
+                    if runner.done() and (failure := runner.exception()) is not None:
+                        raise failure
+                    # Done or not, this process's runner may have left it to a worker.
+                    await asyncio.sleep(BACKFILL_POLL_SECONDS)
+        finally:
+            over = True
+            await runner
+        return BackfillJobOut.model_validate(current).model_dump(mode="json")
+
+    result = asyncio.run(_with_database(settings, run))
+    if args.json:
+        print(json.dumps(result))
+    elif args.no_wait:
+        print(f"backfill {result['id']} queued: a worker runs it")
+    else:
+        reason = f" ({result['reason']})" if result["reason"] else ""
+        print(
+            f"backfill {result['id']} {result['status']}{reason}: {result['scanned']} leads "
+            f"examined, {result['enrolled']} enrolled"
+        )
+    return 0 if result["status"] in ("queued", "completed") else 1
+
+
 def _generate_secret_key() -> int:
     from leadflow.kit.secrets import generate_key
 
     print(generate_key())
     return 0
+
+
+def _instant(text: str) -> dt.datetime:
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time") from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no time zone (add Z or +01:00)")
+    return value.astimezone(dt.UTC)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -261,6 +394,42 @@ def build_parser() -> argparse.ArgumentParser:
     create = accounts_sub.add_parser("create", help="create an account and print its credentials")
     create.add_argument("name")
     create.add_argument("--json", action="store_true", help="print the result as JSON")
+    accounts_list = accounts_sub.add_parser(
+        "list", help="every account with its counts of API keys and campaigns (no secrets)"
+    )
+    accounts_list.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    doctor = sub.add_parser(
+        "doctor",
+        help="check the database, migrations, SMTP, the secret key and unsafe settings",
+    )
+    doctor.add_argument(
+        "--timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="how long to wait for the database and the SMTP server (default 5)",
+    )
+    doctor.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    backfill = sub.add_parser(
+        "backfill",
+        help="enroll a campaign's earlier open leads (as POST /v1/campaigns/{id}/backfill)",
+    )
+    backfill.add_argument("account_id")
+    backfill.add_argument("campaign_id")
+    backfill.add_argument(
+        "--captured-from",
+        type=_instant,
+        metavar="TIME",
+        help="only leads captured at or after this instant (ISO 8601 with a time zone)",
+    )
+    backfill.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="queue it and return; the workers run it",
+    )
+    backfill.add_argument("--json", action="store_true", help="print the result as JSON")
 
     keys = sub.add_parser("keys", help="manage an account's API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
@@ -316,6 +485,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     # One line per job run every few seconds would drown everything else.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    if args.command == "doctor":
+        # Before the settings load: the settings refusing to load is one of its findings.
+        return _doctor(args)
     settings = Settings()
     if args.command == "serve":
         return _serve(settings, args, run_worker=True)
@@ -339,6 +511,10 @@ def main(argv: list[str] | None = None) -> int:
             return _rotate_webhook_secret(settings, args)
         if args.command == "secret-key":
             return _rotate_secret_key(settings, args)
+        if args.command == "backfill":
+            return _backfill(settings, args)
+        if args.accounts_command == "list":
+            return _list_accounts(settings, args)
         return _create_account(settings, args)
     except (AppError, SecretKeyError) as exc:
         detail = exc.detail if isinstance(exc, AppError) else str(exc)

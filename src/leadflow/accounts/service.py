@@ -7,7 +7,7 @@ import datetime as dt
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.accounts.errors import LastApiKey
@@ -33,6 +33,7 @@ from leadflow.kit.pagination import Page, keyset_page
 from leadflow.kit.secrets import Reencrypted, reencrypt_batch
 from leadflow.kit.signing import hash_api_key, new_api_key, new_webhook_secret
 from leadflow.models.accounts import Account, ApiKey
+from leadflow.models.campaigns import Campaign
 from leadflow.models.leads import LeadGroup
 from leadflow.vocabulary import BUILTIN_GROUPS, DEFAULT_MIN_DELAYS, SourceType
 
@@ -138,6 +139,44 @@ async def get_account(session: AsyncSession, account_id: str) -> Account:
     if account is None:
         raise not_found("account")
     return account
+
+
+@dataclass(frozen=True)
+class AccountSummary:
+    """What an operator lists of an account: no secret."""
+
+    id: str
+    name: str
+    created_at: dt.datetime
+    lead_management_enabled: bool
+    api_keys: int  # active ones
+    campaigns: int  # not archived
+
+
+async def account_summaries(session: AsyncSession) -> list[AccountSummary]:
+    """Every account, oldest first, with its counts of active keys and campaigns (read
+    column by column: the encrypted secrets are never read)."""
+    keys = (
+        select(func.count())
+        .where(ApiKey.account_id == Account.id, ApiKey.revoked_at.is_(None))
+        .scalar_subquery()
+    )
+    campaigns = (
+        select(func.count())
+        .where(Campaign.account_id == Account.id, Campaign.archived_at.is_(None))
+        .scalar_subquery()
+    )
+    rows = await session.execute(
+        select(
+            Account.id,
+            Account.name,
+            Account.created_at,
+            Account.lead_management_enabled,
+            keys,
+            campaigns,
+        ).order_by(Account.created_at, Account.id)
+    )
+    return [AccountSummary(*row) for row in rows]
 
 
 async def list_api_keys(

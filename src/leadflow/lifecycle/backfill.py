@@ -148,6 +148,36 @@ async def get_backfill(
     return backfill
 
 
+async def unfinished_backfill(
+    session: AsyncSession, account_id: str, campaign_id: str
+) -> Backfill | None:
+    """The campaign's backfill that is queued or running, if there is one."""
+    found: Backfill | None = (
+        await session.execute(
+            select(Backfill).where(
+                Backfill.account_id == account_id,
+                Backfill.campaign_id == campaign_id,
+                Backfill.status.in_(UNFINISHED),
+            )
+        )
+    ).scalar_one_or_none()
+    return found
+
+
+async def leads_to_scan(session: AsyncSession, backfill: Backfill) -> int:
+    """How many open leads the backfill examines in all (its ``scanned`` once complete,
+    leads captured meanwhile aside): for showing its progress."""
+    campaign = await session.get_one(Campaign, backfill.campaign_id)
+    stmt = select(func.count()).where(
+        Lead.account_id == backfill.account_id, Lead.status == LeadStatus.OPEN.value
+    )
+    if campaign.source != "all":
+        stmt = stmt.where(Lead.source_type == campaign.source)
+    if backfill.captured_from is not None:
+        stmt = stmt.where(Lead.captured_at >= backfill.captured_from)
+    return int(await session.scalar(stmt) or 0)
+
+
 def _finish(
     backfill: Backfill, status: BackfillStatus, now: dt.datetime, reason: str | None
 ) -> None:
