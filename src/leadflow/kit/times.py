@@ -59,9 +59,12 @@ def _day_or_date_time(value: object) -> dt.date | dt.datetime:
         return value
     if isinstance(value, str) and len(value) == 10 and value[4] == "-":
         try:
-            return dt.date.fromisoformat(value)
+            day = dt.date.fromisoformat(value)
         except ValueError:
             raise ValueError("must be a date (YYYY-MM-DD) or an RFC 3339 date-time") from None
+        if not EARLIEST.year <= day.year < LATEST.year:
+            raise ValueError("date must be between 1970 and 2200")
+        return day
     return _DATE_TIME.validate_python(value)
 
 
@@ -90,4 +93,6 @@ def bound(value: dt.date | dt.datetime | None, timezone: str, *, end: bool) -> d
         zone: dt.tzinfo = ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
         zone = dt.UTC
-    return to_utc(dt.datetime.combine(day, dt.time(), tzinfo=zone))
+    # Clamped: the first day of 1970 east of UTC starts in 1969, which stores nothing anyway.
+    start = dt.datetime.combine(day, dt.time(), tzinfo=zone).astimezone(dt.UTC)
+    return min(max(start, EARLIEST), LATEST)
