@@ -14,6 +14,7 @@ from leadflow.api.openapi import DESCRIPTION
 from leadflow.config import Settings
 from leadflow.kit.clock import Clock, SystemClock
 from leadflow.kit.db import Database
+from leadflow.kit.metrics import serve_metrics
 from leadflow.kit.migrate import upgrade
 from leadflow.kit.secrets import load_keyring, use_keyring
 from leadflow.templates.isolation import warm_up
@@ -42,6 +43,9 @@ def create_app(
         if migrate_on_start:
             await upgrade(database.engine)
         warm_up(settings)  # templates compiled, locale data, template limits: before serving
+        stop_metrics = None
+        if settings.metrics_port is not None:  # a port of their own, not public
+            stop_metrics = serve_metrics(settings.metrics_host, settings.metrics_port)
         worker: Worker | None = None
         if run_worker:
             worker = build_worker(settings, database, app.state.clock)
@@ -59,6 +63,8 @@ def create_app(
                 await notifier.aclose()
             if owns_db:
                 await database.dispose()
+            if stop_metrics is not None:
+                stop_metrics()
 
     app = FastAPI(
         title="leadflow",

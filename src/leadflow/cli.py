@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from leadflow.config import Settings
 from leadflow.kit.errors import AppError
+from leadflow.kit.logs import configure_logging
 from leadflow.kit.progress import Progress
 from leadflow.kit.secrets import SecretKeyError
 
@@ -36,8 +37,9 @@ def _serve(settings: Settings, args: argparse.Namespace, *, run_worker: bool) ->
         host=args.host or settings.host,
         port=args.port or settings.port,
         proxy_headers=True,
-        log_level="info",
+        log_level=settings.log_level.lower(),
         access_log=settings.access_log,
+        log_config=None,  # uvicorn's lines go through configure_logging's handler
     )
     return 0
 
@@ -480,15 +482,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # One line per job run every few seconds would drown everything else.
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     if args.command == "doctor":
         # Before the settings load: the settings refusing to load is one of its findings.
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         return _doctor(args)
     settings = Settings()
+    configure_logging(settings)  # text or JSON lines, secrets scrubbed (LEADFLOW_LOG_FORMAT)
     if args.command == "serve":
         return _serve(settings, args, run_worker=True)
     if args.command == "api":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -61,6 +62,15 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1)
     # One log line per HTTP request (uvicorn's access log).
     access_log: bool = True
+    # Log lines as plain text or one JSON object each (request id, account, job, ids).
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
+    # Prometheus metrics on a port of their own (prometheus-client's server), bound on
+    # ``metrics_host``; both ``leadflow api`` and ``leadflow worker`` serve them there.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
+    # ``/metrics`` on the API's own port answers only with this bearer token (404 when unset).
+    metrics_token: SecretStr | None = None
     environment: str = "development"
     # Merchant templates render in separate processes (templates/isolation.py): per part
     # (subject, html, text) at most this long and this much output; a process may allocate
@@ -82,6 +92,14 @@ class Settings(BaseSettings):
                 "(make one with `leadflow secret-key generate`)"
             )
         return self
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        value = value.strip().upper()
+        if value not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return value
 
     @field_validator("iln_retry_schedule")
     @classmethod

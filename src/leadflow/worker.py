@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import signal
+import time
 from collections.abc import Awaitable, Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -13,10 +14,12 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from leadflow.abtest.jobs import JOBS as AB_TEST_JOBS
 from leadflow.config import Settings
 from leadflow.integrations.jobs import JOBS as INTEGRATION_JOBS
+from leadflow.kit import logs
 from leadflow.kit.clock import Clock, SystemClock
 from leadflow.kit.db import Database
 from leadflow.kit.jobs import Job, JobContext
 from leadflow.kit.mail import MailTransport, build_transport
+from leadflow.kit.metrics import JOB_DURATION, JOB_FAILURES, serve_metrics
 from leadflow.kit.secrets import load_keyring, use_keyring
 from leadflow.lifecycle.jobs import JOBS as LIFECYCLE_JOBS
 from leadflow.notifications.jobs import JOBS as NOTIFICATION_JOBS
@@ -55,6 +58,7 @@ class Worker:
         if self.db.dialect == "sqlite":
             log.info("SQLite database: run a single worker process (no SKIP LOCKED on SQLite)")
         warm_up(self.settings)  # predefined templates compiled, template limits applied
+        logs.quiet_skipped_runs()
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         for name, (_run, every) in self.jobs.items():
             # max_instances=1 + coalesce: a slow tick never piles up behind itself.
@@ -77,11 +81,16 @@ class Worker:
         task = asyncio.current_task()
         if task is not None:
             self._runs.add(task)
+        started = time.perf_counter()
+        token = logs.bind(job=name)  # on every line of the run, with the ids it touches
         try:
             await run()
         except Exception:
+            JOB_FAILURES.labels(name).inc()
             log.exception("job %s failed; it runs again at the next tick", name)
         finally:
+            JOB_DURATION.labels(name).observe(time.perf_counter() - started)
+            logs.unbind(token)
             self._runs.discard(task)
 
     def shutdown(self) -> None:
@@ -138,10 +147,15 @@ async def run_worker(settings: Settings) -> None:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
+    stop_metrics = None
+    if settings.metrics_port is not None:
+        stop_metrics = serve_metrics(settings.metrics_host, settings.metrics_port)
     worker.start()
     try:
         await stop.wait()
     finally:
         await worker.aclose()
         await db.dispose()
+        if stop_metrics is not None:
+            stop_metrics()
         log.info("worker stopped")

@@ -22,6 +22,7 @@ from leadflow.kit.clock import Clock
 from leadflow.kit.codes import format_money
 from leadflow.kit.db import Database
 from leadflow.kit.errors import field_error
+from leadflow.kit.metrics import AB_DECISIONS, count_after_commit
 from leadflow.models.abtest import AbTest
 from leadflow.models.campaigns import Campaign, Variant
 from leadflow.notifications import events
@@ -217,6 +218,7 @@ async def _write_outcome(
         return False
     await session.refresh(test)
     await events.abtest_decided(session, test, now)
+    count_after_commit(session, AB_DECISIONS.labels(state, "worker"))
     log.info("A/B test of campaign %s: %s (%s)", test.campaign_id, state, reason)
     return True
 
@@ -260,6 +262,7 @@ async def decide_by_hand(
         raise AbTestDecided
     await session.refresh(test)
     await events.abtest_decided(session, test, now)
+    count_after_commit(session, AB_DECISIONS.labels(AbTestStatus.DECIDED, "merchant"))
     return test
 
 

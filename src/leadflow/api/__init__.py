@@ -13,7 +13,8 @@ from leadflow.api.health import router as health_router
 from leadflow.api.integrations import router as integrations_router
 from leadflow.api.leads import router as leads_router
 from leadflow.api.links import router as links_router
-from leadflow.api.middleware import RefuseNul, install_outage_handler
+from leadflow.api.metrics import router as metrics_router
+from leadflow.api.middleware import RefuseNul, RequestContext, install_outage_handler
 from leadflow.api.notifications import router as notifications_router
 from leadflow.api.openapi import install_openapi
 from leadflow.api.platform_webhooks import router as platform_webhooks_router
@@ -32,6 +33,7 @@ ROUTERS = (
     stats_router,
     abtest_router,
     integrations_router,
+    metrics_router,
 )
 
 
@@ -40,6 +42,7 @@ def install_api(app: FastAPI) -> None:
     install_error_handlers(app)
     install_outage_handler(app)
     app.add_middleware(RefuseNul)
+    app.add_middleware(RequestContext)  # added last: the outermost
     for router in ROUTERS:
         app.include_router(router)
     install_openapi(app)

@@ -15,6 +15,7 @@ from leadflow.accounts.service import account_for_api_key
 from leadflow.config import Settings
 from leadflow.ingest.coalesce import EventQueue
 from leadflow.ingest.intake import AccountCache
+from leadflow.kit import logs
 from leadflow.kit.clock import Clock
 from leadflow.kit.db import Database
 from leadflow.kit.errors import AppError
@@ -107,6 +108,7 @@ async def current_account(
     account = await account_for_api_key(session, credentials.credentials, clock.now())
     if account is None:
         raise _unauthorized("Unknown or revoked API key.")
+    logs.bind(account_id=account.id)  # on the request's log lines from here on
     return account
 
 

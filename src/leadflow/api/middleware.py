@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl
@@ -13,6 +16,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from leadflow.kit import logs
 from leadflow.kit.db import is_unavailable
 from leadflow.kit.errors import (
     AppError,
@@ -21,6 +25,7 @@ from leadflow.kit.errors import (
     problem_response,
     validation_problem,
 )
+from leadflow.kit.metrics import REQUEST_DURATION
 
 log = logging.getLogger("leadflow.api")
 
@@ -30,6 +35,75 @@ NUL = "\x00"
 NOT_STORABLE = "must not contain NUL characters"
 # The largest JSON body the merchant API takes (webhook intake has its own, streamed limit).
 MAX_API_BODY = 4 * 1024 * 1024
+
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# A client's request id is kept when it is short and plain (it is echoed and logged).
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+/=-]{0,127}")
+
+
+def request_id_of(scope: Scope) -> str:
+    """The client's ``X-Request-ID`` when sane, else a new one."""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            offered = value.decode("latin-1")
+            if _SANE_REQUEST_ID.fullmatch(offered):
+                return offered
+            break
+    return uuid.uuid4().hex
+
+
+def route_of(scope: Scope) -> str:
+    """The template of the route that answered (``/v1/campaigns/{campaign_id}``), never the
+    path itself: one series per route, however many ids are requested."""
+    route = scope.get("route")
+    path = getattr(route, "path_format", None) or getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"
+
+
+class RequestContext:
+    """Outermost: gives each request its id (``X-Request-ID``, answered on every response,
+    errors included), binds it to the request's log lines, and times the request by route."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = request_id_of(scope)
+        header = (b"x-request-id", request_id.encode())
+        started = time.perf_counter()
+        status: int | None = None
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        token = logs.bind(request_id=request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Starlette answers an unexpected error outside every middleware, so the 500 is
+            # sent here to carry the id; the error still goes up, to be logged as ever.
+            if status is None:
+                failed = AppError(500, "internal_error", "An unexpected error occurred.")
+                await problem_response(failed)(scope, receive, send_with_id)
+            raise  # the request id stays bound for the error's log line
+        finally:
+            method = scope["method"] if scope["method"] in _METHODS else "other"
+            status_class = f"{(status or 500) // 100}xx"
+            REQUEST_DURATION.labels(method, route_of(scope), status_class).observe(
+                time.perf_counter() - started
+            )
+        logs.unbind(token)
+
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class RefuseNul:

@@ -26,10 +26,18 @@ from leadflow.ingest.schemas import (
     EventIn,
     IngestResult,
 )
-from leadflow.ingest.service import Delivery, ingest_events
+from leadflow.ingest.service import GENERIC_SOURCE, Delivery, ingest_events, type_label
 from leadflow.ingest.verify import parse_json, verify_standard_webhook
+from leadflow.kit import logs
 from leadflow.kit.db import Database
-from leadflow.kit.errors import field_error, not_found, problems_from_validation, validation_error
+from leadflow.kit.errors import (
+    AppError,
+    field_error,
+    not_found,
+    problems_from_validation,
+    validation_error,
+)
+from leadflow.kit.metrics import EVENTS_INGESTED
 from leadflow.models.accounts import Account
 
 BodyReader = Callable[[int], Awaitable[bytes]]
@@ -94,16 +102,21 @@ async def _authenticated_body(
     account = await accounts.get(delivery.account_id)
     if account is None:
         raise not_found("account")
-    body = await delivery.read_body(settings.max_body_bytes)
-    verify_standard_webhook(
-        secrets=webhook_secrets(account, now),
-        msg_id=delivery.headers.get("webhook-id"),
-        timestamp=delivery.headers.get("webhook-timestamp"),
-        signature=delivery.headers.get("webhook-signature"),
-        body=body,
-        now=now,
-        tolerance=dt.timedelta(seconds=settings.webhook_tolerance_seconds),
-    )
+    logs.bind(account_id=account.id)  # on the request's log lines from here on
+    try:
+        body = await delivery.read_body(settings.max_body_bytes)
+        verify_standard_webhook(
+            secrets=webhook_secrets(account, now),
+            msg_id=delivery.headers.get("webhook-id"),
+            timestamp=delivery.headers.get("webhook-timestamp"),
+            signature=delivery.headers.get("webhook-signature"),
+            body=body,
+            now=now,
+            tolerance=dt.timedelta(seconds=settings.webhook_tolerance_seconds),
+        )
+    except AppError:
+        EVENTS_INGESTED.labels(GENERIC_SOURCE, "unknown", "rejected").inc()
+        raise
     return account, body
 
 
@@ -120,7 +133,11 @@ async def receive_event(
     try:
         event = EventIn.model_validate(parse_json(body))
     except ValidationError as exc:
+        _count_invalid()
         raise validation_error(exc) from None
+    except AppError:  # not JSON, or text that cannot be stored
+        _count_invalid()
+        raise
     webhook_id = delivery.headers["webhook-id"]  # checked by the signature verification
     return await queue.ingest(account, Delivery(webhook_id, event, body.decode()), now)
 
@@ -138,7 +155,11 @@ async def receive_batch(
     try:
         batch = EventBatchIn.model_validate(parse_json(body))
     except ValidationError as exc:
+        _count_invalid()
         raise validation_error(exc) from None
+    except AppError:
+        _count_invalid()
+        raise
     if len(batch.events) > settings.max_batch_events:
         raise field_error("events", f"at most {settings.max_batch_events} events per batch")
 
@@ -153,6 +174,7 @@ async def receive_batch(
                 BatchItemError(field=p.field, message=p.message)
                 for p in problems_from_validation(exc.errors(), strip_source=False)
             ]
+            EVENTS_INGESTED.labels(GENERIC_SOURCE, type_label(item), "invalid").inc()
             results[index] = BatchItemResult(
                 id=item_id if isinstance(item_id, str) else None,
                 index=index,
@@ -182,6 +204,10 @@ async def receive_batch(
         invalid=sum(r.status == "invalid" for r in final),
         results=final,
     )
+
+
+def _count_invalid() -> None:
+    EVENTS_INGESTED.labels(GENERIC_SOURCE, "unknown", "invalid").inc()
 
 
 def _raw(item: dict[str, Any]) -> str:

@@ -4,6 +4,7 @@ handed to the lead lifecycle. One transaction."""
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -16,6 +17,7 @@ from leadflow.ingest.schemas import EventIn, IngestResult
 from leadflow.kit.db import ROWS_PER_STATEMENT, chunks, insert_for, table
 from leadflow.kit.ids import new_id
 from leadflow.kit.locking import lock_keys
+from leadflow.kit.metrics import EVENTS_INGESTED, count_after_commit
 from leadflow.lifecycle.capture import LeadFacts, settle_new_leads, upsert_leads
 from leadflow.lifecycle.conversions import convert_by_purchases
 from leadflow.models.accounts import Account
@@ -23,6 +25,13 @@ from leadflow.models.events import Event
 from leadflow.vocabulary import LEAD_SOURCE_BY_EVENT, EventType
 
 GENERIC_SOURCE = "generic"
+_EVENT_TYPES = frozenset(t.value for t in EventType)
+
+
+def type_label(item: Any) -> str:
+    """An event's type as a metric label: leadflow's types, else ``other`` (never free text)."""
+    kind = item.get("type") if isinstance(item, dict) else item
+    return kind if kind in _EVENT_TYPES else "other"
 
 
 def lead_facts(event: EventIn, email: str, occurred_at: dt.datetime) -> LeadFacts:
@@ -173,6 +182,12 @@ async def ingest_events(
         source,
         [d.external_id for i, d in enumerate(deliveries) if i not in answers],
     )
+    counts = Counter(
+        (d.event.type.value, "accepted" if i in answers else "duplicate")
+        for i, d in enumerate(deliveries)
+    )
+    for (kind, result), n in counts.items():
+        count_after_commit(session, EVENTS_INGESTED.labels(source, kind, result), n)
     return [
         answers[i]
         if i in answers
@@ -305,5 +320,7 @@ async def record_ignored(
         email=email,
         result={"type": type[:64], "ignored": True, "reason": reason},
     )
+    outcome = "ignored" if event_id is not None else "duplicate"
+    count_after_commit(session, EVENTS_INGESTED.labels(source, type_label(type), outcome))
     stored = await stored_result(session, account.id, source, external_id)
     return {**(stored or {}), "duplicate": event_id is None}

@@ -23,6 +23,7 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
 from leadflow.kit.errors import not_found
+from leadflow.kit.metrics import forget_pool, watch_pool
 
 T = TypeVar("T")
 M = TypeVar("M", bound="Base")
@@ -162,6 +163,7 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
         self.engine = create_engine(url, pool_size=pool_size)
+        watch_pool(self.engine)  # the pool gauges of /metrics
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         # Same pool, no transaction: a lone read costs one round trip, not BEGIN + COMMIT.
         self._readers = async_sessionmaker(
@@ -208,6 +210,7 @@ class Database:
         raise AssertionError("unreachable")
 
     async def dispose(self) -> None:
+        forget_pool(self.engine)
         await self.engine.dispose()
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.kit.db import ROWS_PER_STATEMENT, chunks, insert_for, table
 from leadflow.kit.ids import new_id
+from leadflow.kit.metrics import LEAD_STATUS_CHANGES, count_after_commit
 from leadflow.lifecycle.conversions import convert_by_earlier_purchases
 from leadflow.lifecycle.enrollment import enroll_new_leads
 from leadflow.models.accounts import Account
@@ -93,6 +94,8 @@ async def upsert_leads(
         )
         for lead in await session.scalars(stmt, new_rows):
             created[(lead.source_type, lead.reference)] = lead
+        if created:
+            count_after_commit(session, LEAD_STATUS_CHANGES.labels("none", "open"), len(created))
     known = await _lock_known(session, account_id, [key for key in by_key if key not in created])
     for key, lead in known.items():
         state = {name: getattr(lead, name) for name in _STATE}

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from leadflow.abtest.service import evaluate as evaluate_ab_test
 from leadflow.kit.db import ROWS_PER_STATEMENT, chunks, insert_for
 from leadflow.kit.ids import new_id
+from leadflow.kit.metrics import LEAD_STATUS_CHANGES, count_after_commit
 from leadflow.lifecycle.attribution import completes, leads_completed_by
 from leadflow.lifecycle.sequence import stop_active
 from leadflow.models.enrollments import Enrollment, Message
@@ -109,6 +110,7 @@ async def convert_by_earlier_purchases(
 async def _convert(
     session: AsyncSession, lead: Lead, purchase: Event, window: dt.timedelta, now: dt.datetime
 ) -> None:
+    count_after_commit(session, LEAD_STATUS_CHANGES.labels(lead.status, LeadStatus.CONVERTED))
     lead.status = LeadStatus.CONVERTED
     lead.converted_at = purchase.occurred_at
     lead.updated_at = now

@@ -17,6 +17,7 @@ from sqlalchemy import Select, delete, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.config import Settings
+from leadflow.kit import logs
 from leadflow.kit.clock import Clock
 from leadflow.kit.db import ROWS_PER_STATEMENT, Database, chunks, insert_for
 from leadflow.kit.ids import new_id
@@ -30,6 +31,12 @@ from leadflow.kit.mail import (
     PermanentMailError,
     SendWithdrawn,
     TransientMailError,
+)
+from leadflow.kit.metrics import (
+    FOLLOWUPS,
+    count_after_commit,
+    record_dispatch_claim,
+    step_label,
 )
 from leadflow.lifecycle.outcomes import (
     DataMarks,
@@ -221,10 +228,15 @@ class Dispatcher:
                 model=Enrollment,
                 still_due=(*due, lease_free(Enrollment, now)),
                 claim=lease(now, self.lease, token),
+                returning=(Enrollment.next_due_at,),
                 locked=locked,
                 params=params,
             )
-        return [row.id for row in claimed]
+        record_dispatch_claim(now, [row.next_due_at for row in claimed])
+        ids = [row.id for row in claimed]
+        if ids:
+            logs.bind(**logs.ids("enrollment_ids", ids))
+        return ids
 
     async def _prepare_batch(
         self, claimed: list[str], token: str, report: DispatchReport
@@ -896,6 +908,7 @@ class Dispatcher:
         message.last_error = error[:2000]
         stop(enrollment, reason, now)
         report.failed += 1
+        count_after_commit(session, FOLLOWUPS.labels("failed", step_label(message.step)))
         await events.followup_failed(session, message, message.last_error, now)
 
     def _advance(

@@ -18,6 +18,7 @@ from leadflow.config import Settings
 from leadflow.kit.clock import Clock
 from leadflow.kit.db import ROWS_PER_STATEMENT, Database, UTCDateTime, chunks
 from leadflow.kit.mail import Mail
+from leadflow.kit.metrics import FOLLOWUPS, count_after_commit, step_label
 from leadflow.lifecycle.scheduling import retry_delay
 from leadflow.lifecycle.sequence import settle, stop
 from leadflow.models.campaigns import Variant
@@ -338,6 +339,8 @@ async def record_sent_many(
                 await events.followups_completed(session, enrollment, out.step, now)
     report.sent += len(outs)
     report.completed += len(completed)
+    for step, count in Counter(out.step for out in outs).items():
+        FOLLOWUPS.labels("sent", step_label(step)).inc(count)
 
 
 async def record_sent_late(
@@ -352,6 +355,7 @@ async def record_sent_late(
     caller moves the sequence on). Never twice: the sequence moves on in the same transaction,
     so the step is not found again."""
     sent_at = message.sent_at or now
+    count_after_commit(session, FOLLOWUPS.labels("sent", step_label(message.step)))
     await bump(
         session,
         account_id=message.account_id,
@@ -410,3 +414,4 @@ async def record_failure(
             )
             report.retried += 1
             log.info("follow-up %s deferred (attempt %d): %s", out.message_id, attempts, error)
+    FOLLOWUPS.labels("failed" if give_up else "deferred", step_label(out.step)).inc()

@@ -14,6 +14,7 @@ from leadflow.abtest.service import evaluate as evaluate_ab_test
 from leadflow.kit.db import insert_for
 from leadflow.kit.errors import NotFound, not_found
 from leadflow.kit.ids import new_id
+from leadflow.kit.metrics import LEAD_STATUS_CHANGES, count_after_commit
 from leadflow.kit.pagination import Page, keyset_page
 from leadflow.lifecycle.schemas import SuppressionIn, SuppressionOut, suppression_view
 from leadflow.lifecycle.sequence import stop_active
@@ -51,6 +52,7 @@ async def suppress(
         ).scalars()
         for lead in open_leads:
             lead.status = LeadStatus.UNSUBSCRIBED.value
+            count_after_commit(session, LEAD_STATUS_CHANGES.labels("open", "unsubscribed"))
             lead.updated_at = now
             await events.lead_unsubscribed(session, lead, now)
     return (

@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from leadflow.config import Settings
+from leadflow.kit import logs
 from leadflow.kit.clock import Clock
 from leadflow.kit.db import Database
 from leadflow.kit.leases import claim_due, lease, lease_free, release, release_held
+from leadflow.kit.metrics import CLAIM_BATCH, ILN_DELIVERIES, ILN_OLDEST_PENDING
 from leadflow.kit.signing import sign
 from leadflow.models.notifications import IlnDelivery, IlnEndpoint
 from leadflow.notifications.service import signing_secrets
@@ -115,6 +117,7 @@ class Notifier:
             task.add_done_callback(self._tasks.discard)
 
     async def _run_endpoint(self, endpoint_id: str, ids: list[str], token: str) -> None:
+        logs.bind(endpoint_id=endpoint_id, **logs.ids("delivery_ids", ids))  # this task's lines
         try:
             await self._deliver_endpoint(endpoint_id, ids, token, DeliveryReport())
         except Exception:
@@ -154,6 +157,13 @@ class Notifier:
                 claim=lease(now, self.lease, token),
                 returning=(IlnDelivery.endpoint_id, IlnDelivery.created_at),
             )
+            oldest = await session.scalar(
+                select(func.min(IlnDelivery.created_at))
+                .join(IlnEndpoint, IlnEndpoint.id == IlnDelivery.endpoint_id)
+                .where(IlnDelivery.status == DeliveryStatus.PENDING, IlnEndpoint.enabled.is_(True))
+            )
+        CLAIM_BATCH.labels("iln").observe(len(rows))
+        ILN_OLDEST_PENDING.set(max((now - oldest).total_seconds(), 0.0) if oldest else 0.0)
         grouped: dict[str, list[tuple[dt.datetime, str]]] = defaultdict(list)
         for row in rows:
             grouped[row.endpoint_id].append((row.created_at, row.id))
@@ -236,6 +246,7 @@ class Notifier:
     ) -> bool:
         now = self.clock.now()
         disabled = False
+        outcome_label = "gone" if outcome.status_code == 410 else "delivered"
         async with self.db.session() as session:
             delivery = await session.get(IlnDelivery, delivery_id)
             if delivery is None:  # the endpoint was deleted while the request was in flight
@@ -268,7 +279,10 @@ class Notifier:
                     delivery.status = DeliveryStatus.FAILED
                     delivery.next_attempt_at = None
                     report.failed += 1
+                    outcome_label = "failed"
                 else:
                     delivery.next_attempt_at = now + delay
                     report.retried += 1
+                    outcome_label = "retried"
+        ILN_DELIVERIES.labels(outcome_label).inc()
         return disabled
