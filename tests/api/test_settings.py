@@ -45,6 +45,7 @@ async def test_defaults(client, account):
         "sender_email": None,
         "min_delays": DEFAULT_DELAYS,
         "after_unknown_step": "continue",
+        "min_hours_between_emails": 12,
         "updated_at": "2026-01-15T12:00:00Z",
     }
 
@@ -70,6 +71,7 @@ async def test_put_get_object_with_edits_ignores_read_only_fields(client, accoun
         timezone="Europe/Berlin",
         sender_name="Acme Team",
         sender_email="team@acme.example.com",
+        min_hours_between_emails=6,
     )
     body["min_delays"]["trial"] = "PT12H"
     clock.advance(hours=1)
@@ -85,6 +87,7 @@ async def test_put_get_object_with_edits_ignores_read_only_fields(client, accoun
         "sender_email": "team@acme.example.com",
         "min_delays": {**DEFAULT_DELAYS, "trial": "PT12H"},
         "after_unknown_step": "continue",
+        "min_hours_between_emails": 6,
         "updated_at": "2026-01-15T13:00:00Z",
     }
     assert response.json() == expected
@@ -233,7 +236,21 @@ INVALID_UPDATES = [
     pytest.param({"sender_name": "x" * 201}, "sender_name", id="sender-name-too-long"),
     pytest.param({"sender_name": "Acme\x00"}, "sender_name", id="sender-name-nul"),
     pytest.param({"lead_management_enabled": "maybe"}, "lead_management_enabled", id="bool"),
+    pytest.param({"min_hours_between_emails": -1}, "min_hours_between_emails", id="cap-negative"),
+    pytest.param({"min_hours_between_emails": 721}, "min_hours_between_emails", id="cap-over-30d"),
+    pytest.param({"min_hours_between_emails": "12"}, "min_hours_between_emails", id="cap-string"),
+    pytest.param({"min_hours_between_emails": 1.5}, "min_hours_between_emails", id="cap-fraction"),
 ]
+
+
+@pytest.mark.parametrize("hours", [0, 1, 720])
+async def test_the_frequency_cap_round_trips(client, account, hours):
+    response = await put_settings(client, account, {"min_hours_between_emails": hours})
+    assert response.status_code == 200, response.text
+    assert (await get_settings(client, account))["min_hours_between_emails"] == hours
+    # null keeps it, like the other required settings
+    response = await put_settings(client, account, {"min_hours_between_emails": None})
+    assert (await get_settings(client, account))["min_hours_between_emails"] == hours
 
 
 async def test_invalid_update_is_422_naming_the_field_and_changes_nothing(

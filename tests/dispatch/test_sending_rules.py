@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from leadflow.models.enrollments import Message
 from tests.dispatch.helpers import enrollment, enrollments, event_now, messages, recipients
 from tests.support.api import put_settings
@@ -175,3 +177,25 @@ async def test_frequency_cap_when_both_come_due_in_the_same_tick(
     assert (await dispatcher.run_once()).sent == 1
     assert len(smtp_sink.messages) == 2
     assert (await dispatcher.run_once()).claimed == 0
+
+
+@pytest.mark.parametrize("hours", [0, 2])
+async def test_the_merchant_sets_the_frequency_cap(
+    client, account, clock, dispatcher, smtp_sink, db, hours
+):
+    """``min_hours_between_emails`` in the settings: 0 turns the cap off."""
+    await _two_campaigns(client, account)
+    await put_settings(client, account, min_hours_between_emails=hours)
+    await ingest(client, account, clock, event_now(clock, reference="chk_cap"))
+    await ingest(
+        client, account, clock, event_now(clock, reference="trial_cap", type="trial.started")
+    )
+    clock.advance(hours=3)  # both due now
+    first_at = clock.now()
+    assert (await dispatcher.run_once()).sent == (2 if hours == 0 else 1)
+    if hours:
+        clock.set(first_at + dt.timedelta(hours=hours) - dt.timedelta(seconds=1))
+        assert (await dispatcher.run_once()).sent == 0
+        clock.set(first_at + dt.timedelta(hours=hours))
+        assert (await dispatcher.run_once()).sent == 1
+    assert recipients(smtp_sink.messages) == ["jane@example.com", "jane@example.com"]

@@ -10,6 +10,7 @@ from pydantic import (
     EmailStr,
     Field,
     StrictBool,
+    StrictInt,
     field_validator,
 )
 
@@ -65,6 +66,14 @@ AFTER_UNKNOWN_STEP_DOC = (
 )
 
 
+MAX_HOURS_BETWEEN_EMAILS = 24 * 30
+FREQUENCY_CAP_DOC = (
+    "Frequency cap: at most one follow-up per address every this many hours, across all "
+    "campaigns; 0 turns it off. A change applies to follow-ups as they come due; one already "
+    "postponed by the old cap keeps its time."
+)
+
+
 class AccountSettings(BaseModel):
     account_id: str = Field(description="Read-only.")
     name: str = Field(description="Read-only.")
@@ -76,6 +85,7 @@ class AccountSettings(BaseModel):
     sender_name: str | None = None
     sender_email: str | None = None
     min_delays: MinDelays
+    min_hours_between_emails: int = Field(description=FREQUENCY_CAP_DOC, examples=[12])
     after_unknown_step: AfterUnknownStep = Field(
         description=AFTER_UNKNOWN_STEP_DOC, examples=[AfterUnknownStep.CONTINUE]
     )
@@ -116,6 +126,9 @@ class AccountSettingsUpdate(BaseModel):
     sender_name: str | None = Field(default=None, max_length=200)
     sender_email: EmailStr | None = None
     min_delays: MinDelaysUpdate | None = None
+    min_hours_between_emails: StrictInt | None = Field(
+        default=None, ge=0, le=MAX_HOURS_BETWEEN_EMAILS, description=FREQUENCY_CAP_DOC
+    )
     after_unknown_step: AfterUnknownStep | None = Field(
         default=None, description=AFTER_UNKNOWN_STEP_DOC
     )

@@ -282,6 +282,7 @@ _REQUIRED_SETTINGS = (
     "default_currency",
     "timezone",
     "after_unknown_step",
+    "min_hours_between_emails",
 )
 
 

@@ -33,6 +33,7 @@ def settings_view(account: Account, min_delays: Mapping[str, dt.timedelta]) -> A
         sender_name=account.sender_name,
         sender_email=account.sender_email,
         min_delays=MinDelays(**delays),
+        min_hours_between_emails=account.min_hours_between_emails,
         after_unknown_step=account.after_unknown_step,
         updated_at=account.updated_at,
     )
