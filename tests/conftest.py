@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -33,6 +34,18 @@ pytest_plugins = ["tests.fixtures.mail"]
 # The envelope key of the secrets at rest, for every app, worker and subprocess of the tests.
 os.environ.setdefault("LEADFLOW_SECRET_KEY", TEST_SECRET_KEY)
 use_keyring(Keyring.from_text(os.environ["LEADFLOW_SECRET_KEY"]))
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Any:
+    """A test that runs ``leadflow``'s ``main()`` in this process installs its log handler on
+    the root logger; put the session's logging back, so later threads (an SMTP sink) do not
+    write into the test output."""
+    root = logging.getLogger()
+    saved = (root.level, list(root.handlers))
+    yield
+    root.handlers[:] = saved[1]
+    root.setLevel(saved[0])
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])

@@ -31,17 +31,32 @@ def _serve(settings: Settings, args: argparse.Namespace, *, run_worker: bool) ->
 
     from leadflow.app import create_app
 
-    app = create_app(settings, run_worker=run_worker)
+    host = args.host or settings.host
+    port = args.port or settings.port
+    # The links leadflow prints and sends (the setup link first) lead where it listens.
+    settings = settings.model_copy(update={"base_url": _base_url(settings, host, port)})
+    app = create_app(settings, run_worker=run_worker, announce_setup=True)
     uvicorn.run(
         app,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
+        host=host,
+        port=port,
         proxy_headers=True,
         log_level=settings.log_level.lower(),
         access_log=settings.access_log,
         log_config=None,  # uvicorn's lines go through configure_logging's handler
     )
     return 0
+
+
+def _base_url(settings: Settings, host: str | None = None, port: int | None = None) -> str:
+    """LEADFLOW_BASE_URL when it is set; else where ``leadflow serve`` listens (its host and
+    port, from the command line or LEADFLOW_HOST / LEADFLOW_PORT)."""
+    if "base_url" in settings.model_fields_set:
+        return settings.base_url
+    host = host or settings.host
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+    shown = f"[{shown}]" if ":" in shown else shown
+    return f"http://{shown}:{port or settings.port}"
 
 
 def _migrate(settings: Settings) -> int:
@@ -261,6 +276,128 @@ def _doctor(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _login_link(settings: Settings, args: argparse.Namespace) -> int:
+    """A single-use link that signs in to the account's dashboard (for 15 minutes)."""
+    from leadflow.accounts.sessions import LOGIN_LINK_LIFETIME, create_login_link, find_account
+    from leadflow.kit.clock import SystemClock
+
+    now = SystemClock().now()
+
+    async def run(db: Database) -> dict[str, str]:
+        async with db.session() as session:
+            account = await find_account(session, args.account)
+            token = await create_login_link(session, account.id, now)
+        return {"account_id": account.id, "account_name": account.name, "token": token}
+
+    result = asyncio.run(_with_database(settings, run))
+    url = f"{_base_url(settings).rstrip('/')}/dashboard/#/login?token={result['token']}"
+    expires = (now + LOGIN_LINK_LIFETIME).isoformat(timespec="seconds")
+    if args.json:
+        print(json.dumps({**result, "url": url, "expires_at": expires}))
+    else:
+        print(url)
+        print(
+            f"Signs in to {result['account_name']!r} once, until {expires}.",
+            file=sys.stderr,
+        )
+    return 0
+
+
+# ``leadflow events send-test --type``: the event each kind of test lead comes from.
+TEST_EVENT_TYPES = {
+    "abandoned_checkout": "checkout.abandoned",
+    "unfinished_order": "order.unfinished",
+    "trial": "trial.started",
+    "renewal": "renewal.due",
+    "opt_in": "lead.opt_in",
+    "purchase": "order.completed",
+}
+
+
+def sample_event(kind: str, email: str, reference: str, now: dt.datetime) -> dict[str, Any]:
+    """A realistic event of ``kind`` (a key of ``TEST_EVENT_TYPES``) in leadflow's format."""
+    event: dict[str, Any] = {
+        "type": TEST_EVENT_TYPES[kind],
+        "occurred_at": now.isoformat().replace("+00:00", "Z"),
+        "reference": reference,
+        "customer": {
+            "email": email,
+            "first_name": "Jane",
+            "last_name": "Doe",
+            "language": "en",
+            "country": "US",
+        },
+        "attributes": {"test": True},
+    }
+    if kind == "opt_in":
+        return event
+    event["products"] = [
+        {"id": "sku-tee", "name": "Organic cotton T-shirt", "quantity": 2, "unit_price": "24.50"}
+    ]
+    event["amount"] = "49.00"
+    event["currency"] = "USD"
+    if kind in ("abandoned_checkout", "unfinished_order"):
+        event["recovery_url"] = f"https://shop.example.com/checkout/recover/{reference}"
+    return event
+
+
+def _send_test_event(settings: Settings, args: argparse.Namespace) -> int:
+    """Signs a test event with the account's webhook secret and posts it to the running
+    leadflow, as a shop's platform would."""
+    import secrets
+
+    import httpx
+
+    from leadflow.accounts.sessions import find_account
+    from leadflow.kit.clock import SystemClock
+    from leadflow.kit.signing import sign
+
+    async def run(db: Database) -> tuple[str, str]:
+        async with db.reader() as session:
+            account = await find_account(session, args.account)
+            return account.id, account.webhook_secret
+
+    account_id, secret = asyncio.run(_with_database(settings, run))
+    now = SystemClock().now()
+    reference = args.reference or f"test-{secrets.token_hex(4)}"
+    body = json.dumps(sample_event(args.type, args.email, reference, now)).encode()
+    msg_id = f"msg_test_{secrets.token_hex(8)}"
+    timestamp = int(now.timestamp())
+    base = (args.base_url or _base_url(settings)).rstrip("/")
+    url = f"{base}/v1/webhooks/{account_id}/events"
+    headers = {
+        "content-type": "application/json",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(secret, msg_id, timestamp, body),
+    }
+    try:
+        response = httpx.post(url, content=body, headers=headers, timeout=args.timeout)
+    except httpx.TransportError as exc:
+        print(
+            f"leadflow events: cannot reach {base} ({exc}); is leadflow running there "
+            "(`leadflow serve`, or set LEADFLOW_BASE_URL)?",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = {"detail": response.text[:500]}
+    if args.json:
+        print(json.dumps({"status": response.status_code, "body": answer}))
+    elif response.is_success:
+        print(f"event {answer['event_id']} ({answer['type']}) accepted")
+        if answer.get("lead_id"):
+            print(f"lead {answer['lead_id']}: {answer['lead_status']}")
+        for lead_id in answer.get("converted_lead_ids") or []:
+            print(f"converted lead {lead_id}")
+    else:
+        detail = answer.get("detail") or answer.get("title") or response.reason_phrase
+        print(f"leadflow events: {response.status_code} {detail}", file=sys.stderr)
+    return 0 if response.is_success else 1
+
+
 def _list_accounts(settings: Settings, args: argparse.Namespace) -> int:
     from leadflow.accounts.service import account_summaries
 
@@ -400,6 +537,44 @@ def build_parser() -> argparse.ArgumentParser:
         "list", help="every account with its counts of API keys and campaigns (no secrets)"
     )
     accounts_list.add_argument("--json", action="store_true", help="print the result as JSON")
+    login_link = accounts_sub.add_parser(
+        "login-link", help="print a link that signs in to the account's dashboard (once, 15 min)"
+    )
+    login_link.add_argument("account", metavar="ACCOUNT", help="the account's id or exact name")
+    login_link.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    events = sub.add_parser("events", help="webhook events")
+    events_sub = events.add_subparsers(dest="events_command", required=True)
+    send_test = events_sub.add_parser(
+        "send-test",
+        help="sign a test event with the account's webhook secret and post it to leadflow",
+    )
+    send_test.add_argument("account", metavar="ACCOUNT", help="the account's id or exact name")
+    send_test.add_argument(
+        "--type",
+        choices=list(TEST_EVENT_TYPES),
+        default="abandoned_checkout",
+        help="the kind of event (default abandoned_checkout; purchase converts the email's "
+        "open leads)",
+    )
+    send_test.add_argument(
+        "--email",
+        default="jane.doe@example.com",
+        help="the customer's email address (default jane.doe@example.com)",
+    )
+    send_test.add_argument(
+        "--reference", help="the checkout, order or subscription id (default: a new one)"
+    )
+    send_test.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="where leadflow listens (default LEADFLOW_BASE_URL, else LEADFLOW_HOST and "
+        "LEADFLOW_PORT)",
+    )
+    send_test.add_argument(
+        "--timeout", type=float, default=10.0, metavar="SECONDS", help="default 10"
+    )
+    send_test.add_argument("--json", action="store_true", help="print the answer as JSON")
 
     doctor = sub.add_parser(
         "doctor",
@@ -512,8 +687,12 @@ def main(argv: list[str] | None = None) -> int:
             return _rotate_secret_key(settings, args)
         if args.command == "backfill":
             return _backfill(settings, args)
+        if args.command == "events":
+            return _send_test_event(settings, args)
         if args.accounts_command == "list":
             return _list_accounts(settings, args)
+        if args.accounts_command == "login-link":
+            return _login_link(settings, args)
         return _create_account(settings, args)
     except (AppError, SecretKeyError) as exc:
         detail = exc.detail if isinstance(exc, AppError) else str(exc)

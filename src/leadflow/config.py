@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
     shopify_abandon_after_minutes: int = Field(default=60, ge=1, le=60 * 24 * 30)
     db_pool_size: int = Field(default=10, ge=1)
+    # How long a dashboard sign-in lasts (the browser's session cookie), in hours.
+    session_hours: float = Field(default=12, gt=0, le=24 * 366)
     # One log line per HTTP request (uvicorn's access log).
     access_log: bool = True
     # Log lines as plain text or one JSON object each (request id, account, job, ids).
@@ -106,6 +108,10 @@ class Settings(BaseSettings):
     def _schedule(cls, value: str) -> str:
         parse_schedule(value)
         return value
+
+    @property
+    def session_lifetime(self) -> dt.timedelta:
+        return dt.timedelta(hours=self.session_hours)
 
     @property
     def iln_retry_delays(self) -> list[dt.timedelta]:

@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
+from leadflow.leads.views import GROUP_DESCRIPTIONS
 from tests.support.api import assert_problem, auth
 from tests.support.events import at, capture, purchase
 
@@ -40,6 +41,7 @@ async def test_new_account_has_the_four_builtin_groups(client, account):
             {
                 "key": key,
                 "name": name,
+                "description": GROUP_DESCRIPTIONS[key],
                 "source_type": key,
                 "status": "active",
                 "open_leads": 0,
@@ -120,6 +122,7 @@ async def test_patch_switches_a_group_off_and_on(client, account, clock):
     assert response.json() == {
         "key": "trial",
         "name": "Trial users",
+        "description": "People using a free trial who have not bought yet.",
         "source_type": "trial",
         "status": "inactive",
         "open_leads": 1,

@@ -177,6 +177,48 @@ async def test_list_hides_archived_unless_asked(client, account):
     assert archived_view["archived_at"] is not None
 
 
+LIST_FILTERS = [
+    ({"status": "active"}, ["Cart recovery DE", "Trial 50% off"]),
+    ({"status": "inactive"}, ["Renewals_EN"]),
+    ({"source": "trial"}, ["Trial 50% off"]),
+    ({"source": "all"}, []),
+    ({"name": "cart"}, ["Cart recovery DE"]),
+    ({"name": "50%"}, ["Trial 50% off"]),  # LIKE wildcards are matched as written
+    ({"name": "_en"}, ["Renewals_EN"]),
+    ({"name": "%"}, ["Trial 50% off"]),
+    ({"status": "active", "source": "abandoned_checkout", "name": "DE"}, ["Cart recovery DE"]),
+]
+
+
+async def test_list_filters_by_status_source_and_name(client, account, other_account):
+    await create_campaign(client, account, name="Cart recovery DE", status="active")
+    await create_campaign(
+        client,
+        account,
+        name="Trial 50% off",
+        source="trial",
+        steps=[{"delay": "P1D", "template": "trial/1"}],
+        status="active",
+    )
+    await create_campaign(
+        client,
+        account,
+        name="Renewals_EN",
+        source="renewal",
+        steps=[{"delay": "P1D", "template": "renewal/1"}],
+    )
+    await create_campaign(client, other_account, name="Cart recovery DE", status="active")
+    failures = []
+    for params, expected in LIST_FILTERS:
+        page = (await client.get("/v1/campaigns", params=params, headers=auth(account))).json()
+        got = [c["name"] for c in page["items"]]
+        if got != expected:
+            failures.append(f"{params}: {got} != {expected}")
+    assert not failures, "\n".join(failures)
+    response = await client.get("/v1/campaigns", params={"status": "paused"}, headers=auth(account))
+    assert_problem(response, 422, field="status")
+
+
 async def test_patch_is_partial(client, account, clock):
     created = await create_campaign(
         client, account, languages=["de"], countries=["DE"], products=["sku-1"], priority=3

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from leadflow.api.abtest import router as abtest_router
 from leadflow.api.accounts import router as accounts_router
 from leadflow.api.campaigns import router as campaigns_router
+from leadflow.api.docs import install_docs
 from leadflow.api.events import router as events_router
 from leadflow.api.health import router as health_router
 from leadflow.api.integrations import router as integrations_router
@@ -18,6 +19,7 @@ from leadflow.api.middleware import RefuseNul, RequestContext, install_outage_ha
 from leadflow.api.notifications import router as notifications_router
 from leadflow.api.openapi import install_openapi
 from leadflow.api.platform_webhooks import router as platform_webhooks_router
+from leadflow.api.session import router as session_router
 from leadflow.api.stats import router as stats_router
 from leadflow.kit.errors import install_error_handlers
 
@@ -26,6 +28,7 @@ ROUTERS = (
     events_router,
     platform_webhooks_router,
     accounts_router,
+    session_router,
     leads_router,
     campaigns_router,
     links_router,
@@ -38,7 +41,8 @@ ROUTERS = (
 
 
 def install_api(app: FastAPI) -> None:
-    """Error handlers, middleware, every route and the OpenAPI document."""
+    """Error handlers, middleware, every route, the OpenAPI document and its pages (the app
+    is made without FastAPI's own: see api/docs.py)."""
     install_error_handlers(app)
     install_outage_handler(app)
     app.add_middleware(RefuseNul)
@@ -46,3 +50,4 @@ def install_api(app: FastAPI) -> None:
     for router in ROUTERS:
         app.include_router(router)
     install_openapi(app)
+    install_docs(app)

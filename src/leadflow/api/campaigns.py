@@ -12,6 +12,7 @@ from leadflow.campaigns.schemas import (
     BackfillJobOut,
     CampaignIn,
     CampaignOut,
+    CampaignSource,
     CampaignUpdate,
     PreviewIn,
     PreviewOut,
@@ -20,9 +21,11 @@ from leadflow.campaigns.schemas import (
     VariantOut,
     VariantUpdate,
 )
+from leadflow.campaigns.service import CampaignFilters
 from leadflow.kit.errors import error_responses
 from leadflow.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from leadflow.lifecycle import backfill
+from leadflow.vocabulary import CampaignStatus
 
 router = APIRouter(tags=["campaigns"])
 
@@ -52,10 +55,25 @@ async def list_campaigns(
     account: CurrentAccount,
     session: SessionDep,
     include_archived: bool = False,
+    status: CampaignStatus | None = None,
+    source: Annotated[
+        CampaignSource | None,
+        Query(description="Campaigns of this source (`all`: those that target every source)."),
+    ] = None,
+    name: Annotated[
+        str | None, Query(max_length=200, description="A part of the name, in any case.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: str | None = None,
 ) -> Page[CampaignOut]:
-    return await views.list_campaigns(session, account.id, include_archived, limit, cursor)
+    """Oldest first. The filters combine; `source=all` matches campaigns whose source is `all`."""
+    filters = CampaignFilters(
+        include_archived=include_archived,
+        status=status.value if status else None,
+        source=source,
+        name=name,
+    )
+    return await views.list_campaigns(session, account.id, filters, limit, cursor)
 
 
 @router.get(

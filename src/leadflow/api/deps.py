@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.accounts.service import account_for_api_key
+from leadflow.accounts.sessions import session_for_token, tokens_match
 from leadflow.config import Settings
 from leadflow.ingest.coalesce import EventQueue
 from leadflow.ingest.intake import AccountCache
@@ -20,9 +21,21 @@ from leadflow.kit.clock import Clock
 from leadflow.kit.db import Database
 from leadflow.kit.errors import AppError
 from leadflow.models.accounts import Account
+from leadflow.models.sessions import DashboardSession
 from leadflow.notifications.delivery import Notifier
 
 _bearer = HTTPBearer(auto_error=False, description="The account's API key (`lf_…`).")
+SESSION_COOKIE = "lf_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_session_cookie = APIKeyCookie(
+    name=SESSION_COOKIE,
+    auto_error=False,
+    scheme_name="SessionCookie",
+    description="The dashboard's session (`POST /v1/session`). POST, PUT, PATCH and DELETE "
+    f"with it also need the `{CSRF_HEADER}` header the session answered; a request with an "
+    "`Authorization` header is judged by that header alone.",
+)
 _admin_bearer = HTTPBearer(
     auto_error=False, scheme_name="AdminToken", description="`LEADFLOW_ADMIN_TOKEN`."
 )
@@ -97,12 +110,41 @@ def _unauthorized(detail: str) -> AppError:
     return AppError(401, "unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
 
 
+async def _signed_in(
+    request: Request, session: AsyncSession, clock: Clock, token: str
+) -> tuple[DashboardSession, Account]:
+    """The session a cookie holds; a state-changing request must also carry its CSRF token
+    (another site can make the browser send the cookie, but cannot read the token)."""
+    try:
+        signed_in, account = await session_for_token(session, token, clock.now())
+    except AppError as exc:
+        exc.headers = {"WWW-Authenticate": "Bearer"}
+        raise
+    if request.method not in SAFE_METHODS and not tokens_match(
+        signed_in.csrf_token, request.headers.get(CSRF_HEADER)
+    ):
+        raise AppError(
+            403,
+            "csrf_failed",
+            f"A request signed in by the session cookie that changes something needs the "
+            f"'{CSRF_HEADER}' header the session answered.",
+        )
+    logs.bind(account_id=account.id)  # on the request's log lines from here on
+    return signed_in, account
+
+
 async def current_account(
+    request: Request,
     session: SessionDep,
     clock: ClockDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    cookie: Annotated[str | None, Depends(_session_cookie)],
 ) -> Account:
-    """The account of an active API key (its last use is recorded, to the minute)."""
+    """The account of an active API key (its last use is recorded, to the minute), or of the
+    dashboard session in the ``lf_session`` cookie. A request with an Authorization header is
+    judged by it alone: a cookie the browser also sends changes nothing for it."""
+    if cookie and "authorization" not in request.headers:
+        return (await _signed_in(request, session, clock, cookie))[1]
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise _unauthorized("Send the API key as 'Authorization: Bearer <key>'.")
     account = await account_for_api_key(session, credentials.credentials, clock.now())
@@ -112,7 +154,22 @@ async def current_account(
     return account
 
 
+async def current_dashboard_session(
+    request: Request,
+    session: SessionDep,
+    clock: ClockDep,
+    cookie: Annotated[str | None, Depends(_session_cookie)],
+) -> tuple[DashboardSession, Account]:
+    """The dashboard session of the ``lf_session`` cookie (no API key stands for one)."""
+    if not cookie:
+        raise _unauthorized("Not signed in: no session cookie.")
+    return await _signed_in(request, session, clock, cookie)
+
+
 CurrentAccount = Annotated[Account, Depends(current_account)]
+CurrentDashboardSession = Annotated[
+    tuple[DashboardSession, Account], Depends(current_dashboard_session)
+]
 
 
 async def require_admin(

@@ -9,7 +9,7 @@ from fastapi.openapi.utils import get_openapi
 
 from leadflow.api.notifications import document_notifications
 from leadflow.ingest.schemas import BatchEventIn, EventBatchIn, EventIn
-from leadflow.kit.errors import FieldProblem, Problem, error_responses
+from leadflow.kit.errors import PROBLEM_MEDIA_TYPE, FieldProblem, Problem, error_responses
 
 DESCRIPTION = """\
 leadflow turns ecommerce webhooks (abandoned checkouts, unfinished orders, trials,
@@ -17,7 +17,9 @@ renewals) into leads and follows them up.
 
 * Inbound webhooks are signed with the account's `whsec_…` secret using
   [Standard Webhooks](https://www.standardwebhooks.com/).
-* The merchant API takes `Authorization: Bearer <api key>`.
+* The merchant API takes `Authorization: Bearer <api key>`, or the dashboard's session
+  cookie `lf_session` (`POST /v1/session`); with the cookie, POST, PUT, PATCH and DELETE
+  also need the `X-CSRF-Token` header the session answered.
 * Errors are RFC 9457 problem details (`application/problem+json`) with an `errors`
   list naming each bad field.
 * Lists answer `{"items": [...], "next_cursor": ...}` and take `limit` and `cursor`.
@@ -44,6 +46,10 @@ OPERATION_IDS = {
     ("GET", "/u/{token}"): "getUnsubscribePage",
     ("POST", "/u/{token}"): "unsubscribe",
     ("POST", "/v1/admin/accounts"): "createAccount",
+    ("POST", "/v1/session"): "createSession",
+    ("GET", "/v1/session"): "getSession",
+    ("DELETE", "/v1/session"): "deleteSession",
+    ("POST", "/v1/setup"): "completeSetup",
     ("GET", "/v1/settings"): "getSettings",
     ("PUT", "/v1/settings"): "updateSettings",
     ("GET", "/v1/api-keys"): "listApiKeys",
@@ -107,6 +113,16 @@ UNAVAILABLE = {
 }
 NO_DEPENDENCIES = {"/healthz", "/readyz"}  # readyz documents its own 503 (a Health body)
 
+# The session cookie's security scheme (api/deps.py): with it, a state-changing request needs
+# the session's CSRF token.
+SESSION_SCHEME = "SessionCookie"
+SAFE_METHODS = {"get", "head", "options"}
+CSRF_FAILED = {
+    "description": "Signed in by the session cookie without the session's `X-CSRF-Token` "
+    "header (`csrf_failed`)",
+    "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+}
+
 NOTIFICATION_ANSWERS = {
     "200": {"description": "Any 2xx acknowledges the notification."},
     "410": {"description": "Gone: leadflow disables the endpoint and stops sending to it."},
@@ -144,7 +160,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     for path_name, path in schema.get("paths", {}).items():
         for method, operation in path.items():
             operation["operationId"] = OPERATION_IDS[(method.upper(), path_name)]
-            _document_edge_errors(path_name, operation)
+            _document_edge_errors(path_name, method, operation)
     for event_type, item in schema.get("webhooks", {}).items():
         for operation in item.values():
             operation["operationId"] = _notification_operation_id(event_type)
@@ -225,11 +241,12 @@ def _collect_refs(node: Any, components: dict[str, Any], found: set[str]) -> Non
             _collect_refs(value, components, found)
 
 
-def _document_edge_errors(path: str, operation: dict[str, Any]) -> None:
-    """The answers every operation can give before its handler runs (``api/middleware.py``
-    and FastAPI's body parsing): a NUL in any query parameter is a 422 naming it; a JSON body
-    of the merchant API past its limit is a 413, and one that is not UTF-8 a 400. Webhook
-    intake reads its bodies itself and documents its own answers."""
+def _document_edge_errors(path: str, method: str, operation: dict[str, Any]) -> None:
+    """The answers every operation can give before its handler runs (``api/middleware.py``,
+    FastAPI's body parsing, the request's credentials): a NUL in any query parameter is a 422
+    naming it; a JSON body of the merchant API past its limit is a 413, and one that is not
+    UTF-8 a 400; a state-changing request signed in by the session cookie without its CSRF
+    token is a 403. Webhook intake reads its bodies itself and documents its own answers."""
     responses = operation["responses"]
     if _is_fastapi_422(operation) or "422" not in responses:
         responses.update({str(k): v for k, v in error_responses(422).items()})
@@ -238,6 +255,9 @@ def _document_edge_errors(path: str, operation: dict[str, Any]) -> None:
         responses.setdefault("413", error_responses(413)[413])
     if path not in NO_DEPENDENCIES:
         responses.setdefault("503", UNAVAILABLE)
+    by_cookie = any(SESSION_SCHEME in option for option in operation.get("security", []))
+    if by_cookie and method not in SAFE_METHODS:
+        responses.setdefault("403", CSRF_FAILED)
 
 
 def _is_fastapi_422(operation: dict[str, Any]) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
@@ -394,12 +395,26 @@ async def delete_variant(
     await session.flush()
 
 
+@dataclass(frozen=True)
+class CampaignFilters:
+    include_archived: bool = False
+    status: str | None = None
+    source: str | None = None
+    name: str | None = None  # a part of the name, any case
+
+
 async def list_campaigns(
-    session: AsyncSession, account_id: str, include_archived: bool, limit: int, cursor: str | None
+    session: AsyncSession, account_id: str, filters: CampaignFilters, limit: int, cursor: str | None
 ) -> tuple[list[Campaign], str | None]:
     stmt = select(Campaign).where(Campaign.account_id == account_id)
-    if not include_archived:
+    if not filters.include_archived:
         stmt = stmt.where(Campaign.archived_at.is_(None))
+    if filters.status is not None:
+        stmt = stmt.where(Campaign.status == filters.status)
+    if filters.source is not None:
+        stmt = stmt.where(Campaign.source == filters.source)
+    if filters.name:
+        stmt = stmt.where(func.lower(Campaign.name).contains(filters.name.lower(), autoescape=True))
     return await keyset_page(session, stmt, (Campaign.id,), limit=limit, cursor=cursor)
 
 

@@ -100,10 +100,14 @@ async def create_campaign(
 
 
 async def list_campaigns(
-    session: AsyncSession, account_id: str, include_archived: bool, limit: int, cursor: str | None
+    session: AsyncSession,
+    account_id: str,
+    filters: service.CampaignFilters,
+    limit: int,
+    cursor: str | None,
 ) -> Page[CampaignOut]:
     campaigns, next_cursor = await service.list_campaigns(
-        session, account_id, include_archived, limit, cursor
+        session, account_id, filters, limit, cursor
     )
     ids = [c.id for c in campaigns]
     variants = await service.variants_by_campaign(session, ids)

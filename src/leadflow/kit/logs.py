@@ -75,10 +75,11 @@ class ContextFields(logging.Filter):
         return True
 
 
-# Secrets by shape: API keys, Standard Webhooks / Stripe secrets, Shopify tokens, credentials
-# after an auth scheme, and the password part of a URL.
+# Secrets by shape: API keys and the dashboard's session and login-link tokens (``lf_``,
+# ``lfs_``, ``lfl_``), Standard Webhooks / Stripe secrets, Shopify tokens, credentials after an
+# auth scheme, and the password part of a URL.
 _SHAPES = (
-    r"\blf_[A-Za-z0-9_-]{8,}",
+    r"\blf[sl]?_[A-Za-z0-9_-]{8,}",
     r"\bwhsec_[A-Za-z0-9+/=_-]{4,}",
     r"\bshp(?:at|ss|ca|pa)_[A-Za-z0-9]{4,}",
     r"(?i:\b(?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]{4,}",
@@ -187,6 +188,8 @@ def configure_logging(settings: Settings, stream: IO[str] | None = None) -> None
     root.setLevel(settings.log_level.upper())
     # One line per job run every few seconds would drown everything else.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # A line per outgoing request (ILN deliveries, send-test) repeats what leadflow logs itself.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     quiet_skipped_runs()
     # uvicorn's lines (access log included) through the same handler, when uvicorn is run
     # with ``log_config=None`` (it keeps its own handlers otherwise).

@@ -88,6 +88,7 @@ class LeadDetail(LeadOut):
 class LeadGroupOut(BaseModel):
     key: SourceType
     name: str
+    description: str = Field(description="Who the group holds, in a sentence.")
     source_type: SourceType
     status: Literal["active", "inactive"]
     open_leads: int = Field(description="Live count of open leads in this group.")

@@ -103,10 +103,21 @@ def lead_detail_view(
     )
 
 
+# What each group holds, in a merchant's words (the dashboard shows it beside the count).
+GROUP_DESCRIPTIONS = {
+    SourceType.ABANDONED_CHECKOUT: "Visitors who started a checkout and left without paying.",
+    SourceType.UNFINISHED_ORDER: "Customers who placed an order but did not complete payment.",
+    SourceType.TRIAL: "People using a free trial who have not bought yet.",
+    SourceType.RENEWAL: "Customers whose subscription or license is coming up for renewal.",
+    SourceType.OPT_IN: "Visitors who subscribed on your site.",
+}
+
+
 def group_view(group: LeadGroup, counts: dict[str, int]) -> LeadGroupOut:
     return LeadGroupOut(
         key=SourceType(group.key),
         name=group.name,
+        description=GROUP_DESCRIPTIONS[SourceType(group.key)],
         source_type=SourceType(group.key),
         status="active" if group.active else "inactive",
         open_leads=counts.get(group.key, 0),

@@ -11,6 +11,7 @@ from leadflow.models.events import Event
 from leadflow.models.integrations import Integration, PlatformCustomer, ShopifyCheckout
 from leadflow.models.leads import Conversion, Lead, LeadEvent, LeadGroup
 from leadflow.models.notifications import IlnDelivery, IlnEndpoint
+from leadflow.models.sessions import DashboardSession, LoginLink
 from leadflow.models.stats import StatsCounter
 from leadflow.models.tracking import Suppression, Visit
 
@@ -23,6 +24,7 @@ __all__ = [
     "Base",
     "Campaign",
     "Conversion",
+    "DashboardSession",
     "Enrollment",
     "Event",
     "IlnDelivery",
@@ -31,6 +33,7 @@ __all__ = [
     "Lead",
     "LeadEvent",
     "LeadGroup",
+    "LoginLink",
     "Message",
     "PlatformCustomer",
     "ShopifyCheckout",
