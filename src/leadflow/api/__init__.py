@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from leadflow.api.abtest import router as abtest_router
 from leadflow.api.accounts import router as accounts_router
 from leadflow.api.campaigns import router as campaigns_router
+from leadflow.api.dashboard import router as dashboard_router
 from leadflow.api.docs import install_docs
 from leadflow.api.events import router as events_router
 from leadflow.api.health import router as health_router
@@ -37,6 +38,7 @@ ROUTERS = (
     abtest_router,
     integrations_router,
     metrics_router,
+    dashboard_router,
 )
 
 
