@@ -203,3 +203,23 @@ async def test_decide_without_settings(client, account, clock, db):
     assert enrolled_in == ids["B"]
     async with db.session() as session:
         assert (await session.get(AbTest, campaign["id"])).continue_variant_id == ids["B"]
+
+
+async def test_deciding_by_hand_a_keep_best_test_continues_the_chosen_variant(
+    client, account, clock, db
+):
+    """A test set to keep the best, ended by the merchant's choice: the chosen variant is what
+    new leads get (keep_best gives way), and the campaign reads back (it answered 500 when
+    both were stored, which the settings forbid)."""
+    await no_min_delays(client, account)
+    campaign, ids = await create_ab_campaign(
+        client, account, {"criterion": "conversions", "threshold": 5, "keep_best": True}
+    )
+    response = await decide(client, account, campaign["id"], ids["B"])
+    assert response.status_code == 200, response.text
+    assert response.json()["settings"]["keep_best"] is False
+    shown = await client.get(f"/v1/campaigns/{campaign['id']}", headers=auth(account))
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["ab_test"]["continue_variant_id"] == ids["B"]
+    _, enrolled_in = await lead_hashed_to(client, account, clock, db, ids, "A")
+    assert enrolled_in == ids["B"]

@@ -252,6 +252,7 @@ async def decide_by_hand(
             state=AbTestStatus.DECIDED,
             winner_variant_id=variant.id,
             continue_variant_id=variant.id,
+            keep_best=False,  # the chosen variant replaces keep_best: the settings allow one
             decided_at=now,
             reason=reason,
             updated_at=now,
