@@ -39,6 +39,8 @@ ROUTERS = (
     integrations_router,
     metrics_router,
     dashboard_router,
+    # capture
+    # bounces
 )
 
 

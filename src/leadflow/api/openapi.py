@@ -98,6 +98,8 @@ OPERATION_IDS = {
     ("POST", "/v1/webhooks/{account_id}/shopify"): "receiveShopifyWebhook",
     ("POST", "/v1/webhooks/{account_id}/woocommerce"): "receiveWooCommerceWebhook",
     ("POST", "/v1/webhooks/{account_id}/paypro"): "receivePayProWebhook",
+    # capture (opt-in forms)
+    # bounces and complaints
 }
 
 # Answers every operation can give besides its own (not documented on liveness, which
