@@ -165,12 +165,13 @@ async def test_a_name_with_line_breaks_cannot_add_subject_lines(client, account,
 
 
 async def test_a_template_failing_for_a_real_lead_is_not_a_server_error(client, account, clock):
-    # Valid for the sample lead (who has a first name), not for a lead without one.
+    # Valid for both sample leads (one with every detail, one with none), not for this lead.
+    text = '{% if first_name == "Nobody" %}{{ products[9].name }}{% endif %}'
     created = await create_campaign(
-        client, account, variants=[variant("A", [custom_step(text="Hi {{ first_name.upper() }}")])]
+        client, account, variants=[variant("A", [custom_step(text=text)])]
     )
     lead_id = await capture(
-        client, account, clock, reference="chk_noname", customer={"first_name": None}
+        client, account, clock, reference="chk_noname", customer={"first_name": "Nobody"}
     )
     response = await client.post(
         f"/v1/campaigns/{created['id']}/preview", json={"lead_id": lead_id}, headers=auth(account)

@@ -382,7 +382,18 @@ def _env(autoescape: bool, trusted: bool = False) -> ImmutableSandboxedEnvironme
     """The sandbox of merchant templates, or (``trusted``) of the predefined ones, which skip
     the per-loop and per-call checks."""
     sandbox = _Sandbox if trusted else _GuardedSandbox
-    return sandbox(undefined=StrictUndefined, autoescape=autoescape, keep_trailing_newline=True)
+    return sandbox(
+        undefined=StrictUndefined,
+        autoescape=autoescape,
+        keep_trailing_newline=True,
+        finalize=_blank_if_none,
+    )
+
+
+def _blank_if_none(value: Any) -> Any:
+    """What a lead lacks (no first name, no recovery link) prints as nothing, never "None":
+    no "Hi None", no ``href="None"``."""
+    return "" if value is None else value
 
 
 @lru_cache(maxsize=1024)
@@ -464,6 +475,20 @@ def sample_context() -> dict[str, Any]:
     }
 
 
+def sparse_sample_context() -> dict[str, Any]:
+    """A lead that leadflow also follows up: no name, no products, no amount, no recovery
+    link, no discount code. A template must render for it too, or it would fail at send time."""
+    return {
+        **sample_context(),
+        "first_name": None,
+        "last_name": None,
+        "products": [],
+        "amount": None,
+        "recovery_url": None,
+        "discount_code": None,
+    }
+
+
 _NO_OTHER_TEMPLATES = (nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)
 
 
@@ -523,10 +548,36 @@ def check_custom_template(part: str, source: str, limits: RenderLimits | None = 
             f"unknown variable(s): {', '.join(unknown)}; "
             f"available: {', '.join(TEMPLATE_VARIABLES)}",
         )
+    compiled = env.from_string(source)
     try:
-        render_limited(env.from_string(source), sample_context(), limits or RenderLimits())
+        render_limited(compiled, sample_context(), limits or RenderLimits())
     except Exception as exc:
         raise template_problem(part, exc) from None
+    try:
+        render_limited(compiled, sparse_sample_context(), limits or RenderLimits())
+    except Exception as exc:
+        problem = template_problem(part, exc)
+        if isinstance(problem, TemplateOverLimit):
+            raise problem from None
+        line = _template_line(exc)
+        where = f" on line {line}" if line else ""
+        raise TemplateProblem(
+            part,
+            f"fails{where} for a lead without a name, products, amount, recovery link or "
+            f"discount code ({exc}); guard that part with {{% if ... %}}",
+        ) from None
+
+
+def _template_line(exc: BaseException) -> int | None:
+    """The template line an error was raised on (Jinja puts template frames in the
+    traceback under the file name ``<template>``)."""
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
 
 
 def template_problem(part: str, exc: BaseException) -> TemplateProblem:
