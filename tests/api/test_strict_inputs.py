@@ -88,3 +88,26 @@ async def test_a_step_number_is_an_integer(client, account):
         f"/v1/campaigns/{campaign['id']}/preview", json={"step": 1}, headers=auth(account)
     )
     assert ok.status_code == 200, ok.text
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "unknown"),
+    [
+        ("/v1/leads", {"stauts": "open"}, ["stauts"]),
+        ("/v1/leads", {"status": "open", "sort": "score", "page": "2"}, ["page", "sort"]),
+        ("/v1/campaigns", {"include_archived": "true", "state": "active"}, ["state"]),
+        ("/v1/stats", {"from": "2026-01-01", "until": "2026-01-02"}, ["until"]),
+        ("/v1/iln/deliveries", {"status": "failed", "endpoint": "x"}, ["endpoint"]),
+        ("/v1/settings", {"verbose": "1"}, ["verbose"]),
+    ],
+)
+async def test_an_unknown_query_parameter_is_named_not_ignored(
+    client, account, path, params, unknown
+):
+    """A misspelt filter would otherwise answer every row as if it applied."""
+    response = await client.get(path, params=params, headers=auth(account))
+    body = assert_problem(response, 422, code="validation_error")
+    assert [e["field"] for e in body["errors"]] == unknown
+    assert {e["message"] for e in body["errors"]} == {"unknown query parameter"}
+    known = {k: v for k, v in params.items() if k not in unknown}
+    assert (await client.get(path, params=known, headers=auth(account))).status_code == 200

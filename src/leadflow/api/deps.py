@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
@@ -19,7 +19,7 @@ from leadflow.ingest.intake import AccountCache
 from leadflow.kit import logs
 from leadflow.kit.clock import Clock
 from leadflow.kit.db import Database
-from leadflow.kit.errors import AppError
+from leadflow.kit.errors import AppError, FieldProblem, validation_problem
 from leadflow.models.accounts import Account
 from leadflow.models.sessions import DashboardSession
 from leadflow.notifications.delivery import Notifier
@@ -133,6 +133,33 @@ async def _signed_in(
     return signed_in, account
 
 
+_DECLARED_QUERY: dict[int, frozenset[str]] = {}
+
+
+def _declared_query(dependant: Any) -> set[str]:
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _declared_query(sub)
+    return names
+
+
+def _refuse_unknown_query(request: Request) -> None:
+    """A query parameter the route does not take is a 422 naming it, not silently ignored: a
+    misspelt filter (``?stauts=open``) would otherwise answer every row as if it applied."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None or not request.query_params:
+        return
+    declared = _DECLARED_QUERY.get(id(route))
+    if declared is None:
+        declared = _DECLARED_QUERY[id(route)] = frozenset(_declared_query(dependant))
+    unknown = sorted(set(request.query_params) - declared)
+    if unknown:
+        raise validation_problem(
+            [FieldProblem(field=name, message="unknown query parameter") for name in unknown]
+        )
+
+
 async def current_account(
     request: Request,
     session: SessionDep,
@@ -143,6 +170,7 @@ async def current_account(
     """The account of an active API key (its last use is recorded, to the minute), or of the
     dashboard session in the ``lf_session`` cookie. A request with an Authorization header is
     judged by it alone: a cookie the browser also sends changes nothing for it."""
+    _refuse_unknown_query(request)
     if cookie and "authorization" not in request.headers:
         return (await _signed_in(request, session, clock, cookie))[1]
     if credentials is None or credentials.scheme.lower() != "bearer":
