@@ -525,6 +525,9 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--host", help="bind address (default 127.0.0.1, or LEADFLOW_HOST)")
         cmd.add_argument("--port", type=int, help="port (default 8000, or LEADFLOW_PORT)")
     sub.add_parser("worker", help="background jobs only")
+    bounces = sub.add_parser("bounces", help="SMTP listener for returned DSN and ARF reports")
+    bounces.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    bounces.add_argument("--port", type=int, default=2525, help="port (default 2525)")
     sub.add_parser("migrate", help="upgrade the database schema to the latest version")
     openapi = sub.add_parser("openapi", help="write the OpenAPI document")
     openapi.add_argument("--output", "-o", default=str(OPENAPI_PATH))
@@ -671,6 +674,11 @@ def main(argv: list[str] | None = None) -> int:
         from leadflow.worker import run_worker
 
         asyncio.run(run_worker(settings))
+        return 0
+    if args.command == "bounces":
+        from leadflow.integrations.returns_listener import run_returns_listener
+
+        asyncio.run(run_returns_listener(settings, args.host, args.port))
         return 0
     if args.command == "migrate":
         return _migrate(settings)

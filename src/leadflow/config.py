@@ -81,6 +81,18 @@ class Settings(BaseSettings):
     template_output_max_chars: int = Field(default=1024 * 1024, ge=1024)
     template_render_memory_mb: int = Field(default=256, ge=0)
     template_render_processes: int = Field(default=2, ge=1, le=32)
+    # Bounces and complaints: an address is suppressed after this many soft bounces within
+    # the window (a hard bounce or a complaint suppresses it at once).
+    soft_bounce_limit: int = Field(default=3, ge=1, le=100)
+    soft_bounce_window_days: int = Field(default=7, ge=1, le=365)
+    # A bounce that names no follow-up is matched to the newest one sent to its address
+    # within this many days.
+    bounce_match_days: int = Field(default=30, ge=1, le=365)
+    # Opt-in capture forms: sign-ups per minute from one IP address and into one account
+    # (token buckets kept in each API process), and how long a double opt-in link stays valid.
+    capture_per_ip_per_minute: int = Field(default=10, ge=1, le=100_000)
+    capture_per_account_per_minute: int = Field(default=600, ge=1, le=1_000_000)
+    capture_confirm_days: int = Field(default=7, ge=1, le=90)
 
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:

@@ -142,12 +142,13 @@ LEAD_SOURCE_BY_EVENT: dict[EventType, SourceType] = {
     EventType.LEAD_OPT_IN: SourceType.OPT_IN,
 }
 
-# The four built-in lead groups every account starts with, in display order.
+# The built-in lead groups every account starts with, in display order.
 BUILTIN_GROUPS: tuple[tuple[SourceType, str], ...] = (
     (SourceType.UNFINISHED_ORDER, "Unfinished orders"),
     (SourceType.TRIAL, "Trial users"),
     (SourceType.ABANDONED_CHECKOUT, "Abandoned orders"),
     (SourceType.RENEWAL, "Renewals"),
+    (SourceType.OPT_IN, "Subscribers"),
 )
 
 DEFAULT_MIN_DELAYS: dict[SourceType, dt.timedelta] = {

@@ -13,6 +13,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from leadflow.abtest.jobs import JOBS as AB_TEST_JOBS
 from leadflow.config import Settings
+from leadflow.ingest.capture_jobs import JOBS as CAPTURE_JOBS
 from leadflow.integrations.jobs import JOBS as INTEGRATION_JOBS
 from leadflow.kit import logs
 from leadflow.kit.clock import Clock, SystemClock
@@ -33,6 +34,7 @@ JOBS: tuple[type[Job], ...] = (
     *AB_TEST_JOBS,
     *INTEGRATION_JOBS,
     *NOTIFICATION_JOBS,
+    *CAPTURE_JOBS,
 )
 
 

@@ -16,6 +16,7 @@ BUILTIN = [
     ("trial", "Trial users"),
     ("abandoned_checkout", "Abandoned orders"),
     ("renewal", "Renewals"),
+    ("opt_in", "Subscribers"),
 ]
 
 
@@ -61,13 +62,14 @@ async def test_open_leads_count_captures_and_conversions(client, account, clock)
     await capture(
         client, account, clock, type="renewal.due", reference="sub_2", email="d@example.com"
     )
-    # An opt-in is a lead but belongs to no built-in group.
+    # An opt-in belongs to the built-in "Subscribers" group.
     await capture(client, account, clock, type="lead.opt_in", reference=None, email="e@example.com")
     assert await counts(client, account) == {
         "unfinished_order": 0,
         "trial": 1,
         "abandoned_checkout": 2,
         "renewal": 1,
+        "opt_in": 1,
     }
 
     # A second event about the same checkout updates the lead; it is not a new one.
@@ -87,6 +89,7 @@ async def test_open_leads_count_captures_and_conversions(client, account, clock)
         "trial": 1,
         "abandoned_checkout": 2,
         "renewal": 1,
+        "opt_in": 1,
     }
 
     # A purchase converts the checkout with the same reference: it leaves the open count.
@@ -108,6 +111,7 @@ async def test_open_leads_count_captures_and_conversions(client, account, clock)
         "trial": 1,
         "abandoned_checkout": 1,
         "renewal": 1,
+        "opt_in": 1,
     }
 
 
@@ -132,6 +136,7 @@ async def test_patch_switches_a_group_off_and_on(client, account, clock):
         "trial": "inactive",
         "abandoned_checkout": "active",
         "renewal": "active",
+        "opt_in": "active",
     }
     # Switching off is idempotent.
     again = await client.patch(
@@ -164,7 +169,7 @@ async def test_order_of_groups_is_stable_after_a_patch(client, account):
     assert keys == [key for key, _ in BUILTIN]
 
 
-@pytest.mark.parametrize("key", ["newsletter", "opt_in", "TRIAL", "trial%20", "%00", "x" * 300])
+@pytest.mark.parametrize("key", ["newsletter", "OPT_IN", "TRIAL", "trial%20", "%00", "x" * 300])
 async def test_patch_unknown_group_is_404(client, account, key):
     response = await client.patch(
         f"/v1/lead-groups/{key}", json={"status": "inactive"}, headers=auth(account)
@@ -189,7 +194,7 @@ async def test_patch_with_bad_body_is_422(client, account, body, field):
     response = await client.patch("/v1/lead-groups/trial", json=body, headers=auth(account))
     assert_problem(response, 422, field=field, code="validation_error", typed=True, titled=True)
     groups = (await list_groups(client, account))["items"]
-    assert [g["status"] for g in groups] == ["active"] * 4
+    assert [g["status"] for g in groups] == ["active"] * len(BUILTIN)
     assert [g["name"] for g in groups] == [name for _, name in BUILTIN]
 
 

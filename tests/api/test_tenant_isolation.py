@@ -125,7 +125,13 @@ async def test_lead_group_counts_are_per_account(client, account, other_account,
             "items"
         ]
     }
-    assert a_counts == {"unfinished_order": 0, "trial": 1, "abandoned_checkout": 1, "renewal": 1}
+    assert a_counts == {
+        "unfinished_order": 0,
+        "trial": 1,
+        "abandoned_checkout": 1,
+        "renewal": 1,
+        "opt_in": 0,
+    }
     b_groups = (await json_of(await client.get("/v1/lead-groups", headers=auth(other_account))))[
         "items"
     ]

@@ -27,6 +27,10 @@ ZERO = {
     "targeted_leads": 0,
     "converted_leads": 0,
     "conversion_rate": None,
+    "bounces": 0,
+    "complaints": 0,
+    "bounce_rate": None,
+    "complaint_rate": None,
 }
 
 
@@ -38,6 +42,10 @@ def figures(value: dict[str, str], sent: int, targeted: int, converted: int) -> 
         "targeted_leads": targeted,
         "converted_leads": converted,
         "conversion_rate": converted / targeted if targeted else None,
+        "bounces": 0,
+        "complaints": 0,
+        "bounce_rate": 0.0 if sent else None,
+        "complaint_rate": 0.0 if sent else None,
     }
 
 

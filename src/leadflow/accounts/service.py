@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow.accounts.capture import new_publishable_key
 from leadflow.accounts.errors import LastApiKey
 from leadflow.accounts.schemas import (
     AccountCreated,
@@ -59,6 +60,8 @@ async def create_account(session: AsyncSession, name: str, now: dt.datetime) -> 
         webhook_secret=new_webhook_secret(),
         link_secret=secrets.token_urlsafe(32),
         min_hours_between_emails=12,
+        publishable_key=new_publishable_key(),
+        capture_settings={},
     )
     session.add(account)
     api_key, _ = _new_key(session, account.id, "default", now)

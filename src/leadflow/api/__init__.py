@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from leadflow.api.abtest import router as abtest_router
 from leadflow.api.accounts import router as accounts_router
 from leadflow.api.campaigns import router as campaigns_router
+from leadflow.api.capture import router as capture_router
 from leadflow.api.dashboard import router as dashboard_router
 from leadflow.api.docs import install_docs
 from leadflow.api.events import router as events_router
@@ -15,6 +16,7 @@ from leadflow.api.health import router as health_router
 from leadflow.api.integrations import router as integrations_router
 from leadflow.api.leads import router as leads_router
 from leadflow.api.links import router as links_router
+from leadflow.api.mail_webhooks import router as mail_webhooks_router
 from leadflow.api.metrics import router as metrics_router
 from leadflow.api.middleware import RefuseNul, RequestContext, install_outage_handler
 from leadflow.api.notifications import router as notifications_router
@@ -40,7 +42,9 @@ ROUTERS = (
     metrics_router,
     dashboard_router,
     # capture
+    capture_router,
     # bounces
+    mail_webhooks_router,
 )
 
 

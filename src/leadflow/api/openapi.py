@@ -99,7 +99,18 @@ OPERATION_IDS = {
     ("POST", "/v1/webhooks/{account_id}/woocommerce"): "receiveWooCommerceWebhook",
     ("POST", "/v1/webhooks/{account_id}/paypro"): "receivePayProWebhook",
     # capture (opt-in forms)
+    ("GET", "/v1/capture/settings"): "getCaptureSettings",
+    ("PUT", "/v1/capture/settings"): "updateCaptureSettings",
+    ("POST", "/v1/capture/settings/rotate-key"): "rotatePublishableKey",
+    ("GET", "/v1/capture/confirm/{token}"): "confirmOptIn",
+    ("GET", "/v1/capture/{public_key}/form.js"): "getCaptureForm",
+    ("OPTIONS", "/v1/capture/{public_key}"): "captureLeadPreflight",
+    ("POST", "/v1/capture/{public_key}"): "captureLead",
     # bounces and complaints
+    ("POST", "/v1/webhooks/{account_id}/postmark"): "receivePostmarkWebhook",
+    ("POST", "/v1/webhooks/{account_id}/sendgrid"): "receiveSendGridWebhook",
+    ("POST", "/v1/webhooks/{account_id}/mailgun"): "receiveMailgunWebhook",
+    ("POST", "/v1/webhooks/{account_id}/ses"): "receiveSesWebhook",
 }
 
 # Answers every operation can give besides its own (not documented on liveness, which

@@ -11,6 +11,14 @@ class Platform(StrEnum):
     SHOPIFY = "shopify"
     WOOCOMMERCE = "woocommerce"
     PAYPRO = "paypro"
+    # Email service providers: bounce and complaint webhooks.
+    POSTMARK = "postmark"
+    SENDGRID = "sendgrid"
+    MAILGUN = "mailgun"
+    SES = "ses"
+
+
+ESPS = (Platform.POSTMARK, Platform.SENDGRID, Platform.MAILGUN, Platform.SES)
 
 
 def _secret_text(value: str | None) -> str | None:
@@ -35,7 +43,11 @@ class IntegrationIn(BaseModel):
         description=(
             "Stripe: the endpoint's signing secret (`whsec_…`). Shopify: the app's client "
             "secret, or the key shown under Settings → Notifications → Webhooks. WooCommerce: "
-            "the webhook's secret. PayPro Global: the secret key (verifies `HASH`)."
+            "the webhook's secret. PayPro Global: the secret key (verifies `HASH`). Postmark: "
+            "the `user:password` of the basic auth credentials put in the webhook URL. "
+            "SendGrid: the signed event webhook's verification key (base64). Mailgun: the "
+            "HTTP webhook signing key. Amazon SES: the ARN of the SNS topic that delivers "
+            "its notifications."
         ),
     )
     validation_key: str | None = Field(

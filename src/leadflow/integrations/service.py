@@ -7,6 +7,7 @@ import datetime as dt
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow.integrations.esp_credentials import check_esp_credentials
 from leadflow.integrations.formats import CustomerRef
 from leadflow.integrations.schemas import IntegrationIn, IntegrationOut, Platform
 from leadflow.kit.db import insert_for
@@ -72,6 +73,7 @@ def check_credentials(platform: Platform, body: IntegrationIn) -> None:
     if platform is Platform.STRIPE and not body.secret.startswith("whsec_"):
         # Guards against pasting an API key (sk_…), which must never be stored here.
         raise field_error("secret", "a Stripe webhook signing secret starts with 'whsec_'")
+    check_esp_credentials(platform, body.secret)
 
 
 async def put_integration(

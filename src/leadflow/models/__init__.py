@@ -5,7 +5,9 @@ from leadflow.kit.db import Base
 from leadflow.models.abtest import AbTest, AbTestCounter
 from leadflow.models.accounts import Account, ApiKey
 from leadflow.models.backfills import Backfill
+from leadflow.models.bounces import MailOutcome
 from leadflow.models.campaigns import Campaign, Variant
+from leadflow.models.capture import CaptureConsent
 from leadflow.models.enrollments import Enrollment, Message
 from leadflow.models.events import Event
 from leadflow.models.integrations import Integration, PlatformCustomer, ShopifyCheckout
@@ -23,6 +25,7 @@ __all__ = [
     "Backfill",
     "Base",
     "Campaign",
+    "CaptureConsent",
     "Conversion",
     "DashboardSession",
     "Enrollment",
@@ -34,6 +37,7 @@ __all__ = [
     "LeadEvent",
     "LeadGroup",
     "LoginLink",
+    "MailOutcome",
     "Message",
     "PlatformCustomer",
     "ShopifyCheckout",

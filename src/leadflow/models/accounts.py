@@ -42,6 +42,14 @@ class Account(Base):
     after_unknown_step: Mapped[str] = mapped_column(
         String(16), default="continue", server_default="continue"
     )
+    # The capture forms' key (``pk_…``): public by design (it sits in the merchant's pages and
+    # can only capture), so kept in clear; unique, as it alone finds the account.
+    publishable_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # Capture form settings (origins, thank-you URL, double opt-in, consent, perk):
+    # accounts.capture.CaptureSettings.
+    capture_settings: Mapped[dict[str, Any]] = mapped_column(
+        JSONType, default=dict, server_default="{}"
+    )
 
 
 class ApiKey(Base):

@@ -87,3 +87,7 @@ class Message(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # What a provider reported after delivery: hard_bounce, soft_bounce or complaint (the
+    # worst seen: a complaint or hard bounce is never replaced by a soft bounce).
+    bounce: Mapped[str | None] = mapped_column(String(16))
+    bounced_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())

@@ -35,3 +35,7 @@ class StatsCounter(Base):
     leads_targeted: Mapped[int] = mapped_column(default=0)
     conversions: Mapped[int] = mapped_column(default=0)
     revenue: Mapped[Decimal] = mapped_column(Money(), default=Decimal(0))
+    # Follow-ups of the hour's row a provider reported as bounced (hard or soft) or
+    # complained about, counted in the hour the follow-up was sent.
+    bounces: Mapped[int] = mapped_column(default=0)
+    complaints: Mapped[int] = mapped_column(default=0)

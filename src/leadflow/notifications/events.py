@@ -24,6 +24,7 @@ from leadflow.notifications.schemas import (
     IlnEventType,
     LeadConvertedData,
     LeadEventData,
+    MailOutcomeData,
 )
 from leadflow.notifications.service import emit, emit_many
 from leadflow.vocabulary import AbTestStatus, CampaignStatus
@@ -64,6 +65,23 @@ async def lead_unsubscribed(session: AsyncSession, lead: Lead, now: dt.datetime)
         now,
         campaign_id=campaign_id,
     )
+
+
+async def lead_mail_outcome(
+    session: AsyncSession,
+    lead: Lead,
+    *,
+    complaint: bool,
+    data: dict[str, object],
+    now: dt.datetime,
+) -> None:
+    """`lead.bounced` or `lead.complained`; ``data`` holds the outcome's fields."""
+    campaign_id = await _campaign_of(session, lead.id)
+    payload = MailOutcomeData.model_validate(
+        {**data, "lead": lead_view(lead), "campaign_id": campaign_id}
+    )
+    event = IlnEventType.LEAD_COMPLAINED if complaint else IlnEventType.LEAD_BOUNCED
+    await emit(session, lead.account_id, event, payload, now, campaign_id=campaign_id)
 
 
 async def lead_converted(

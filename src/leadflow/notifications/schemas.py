@@ -24,6 +24,8 @@ class IlnEventType(StrEnum):
     LEAD_CAPTURED = "lead.captured"
     LEAD_CONVERTED = "lead.converted"
     LEAD_UNSUBSCRIBED = "lead.unsubscribed"
+    LEAD_BOUNCED = "lead.bounced"
+    LEAD_COMPLAINED = "lead.complained"
     LEAD_FOLLOWUPS_COMPLETED = "lead.followups_completed"
     FOLLOWUP_SENT = "followup.sent"
     FOLLOWUP_FAILED = "followup.failed"
@@ -41,6 +43,20 @@ class LeadEventData(BaseModel):
 
     lead: LeadOut
     campaign_id: str | None = Field(description="The campaign the lead is enrolled in, if any.")
+
+
+class MailOutcomeData(BaseModel):
+    """`lead.bounced` (a hard bounce, or the soft bounce that reached the limit),
+    `lead.complained` (a spam complaint): the address is suppressed and its sequences stopped."""
+
+    lead: LeadOut
+    campaign_id: str | None = Field(description="The campaign the lead is enrolled in, if any.")
+    kind: Literal["hard_bounce", "soft_bounce", "complaint"]
+    provider: str = Field(description="`postmark`, `sendgrid`, `mailgun` or `ses`.")
+    message_id: str | None = Field(description="The follow-up it was matched to, if any.")
+    step: int | None = Field(description="That follow-up's step.")
+    diagnostic: str | None = Field(description="The provider's explanation, as sent.")
+    occurred_at: dt.datetime
 
 
 class ConversionData(BaseModel):
@@ -192,6 +208,8 @@ class DeliveryOut(BaseModel):
 PAYLOAD_MODELS: dict[str, type[BaseModel]] = {
     IlnEventType.LEAD_CAPTURED: LeadEventData,
     IlnEventType.LEAD_UNSUBSCRIBED: LeadEventData,
+    IlnEventType.LEAD_BOUNCED: MailOutcomeData,
+    IlnEventType.LEAD_COMPLAINED: MailOutcomeData,
     IlnEventType.LEAD_CONVERTED: LeadConvertedData,
     IlnEventType.LEAD_FOLLOWUPS_COMPLETED: FollowupsCompletedData,
     IlnEventType.FOLLOWUP_SENT: FollowupData,

@@ -26,6 +26,18 @@ class Figures(BaseModel):
     conversion_rate: float | None = Field(
         description="converted_leads / targeted_leads; null without targeted leads."
     )
+    bounces: int = Field(
+        default=0,
+        description="Follow-ups a provider reported as bounced (hard or soft), counted in "
+        "the hour they were sent.",
+    )
+    complaints: int = Field(default=0, description="Follow-ups reported as spam.")
+    bounce_rate: float | None = Field(
+        default=None, description="bounces / followups_sent; null without follow-ups."
+    )
+    complaint_rate: float | None = Field(
+        default=None, description="complaints / followups_sent; null without follow-ups."
+    )
 
 
 class StepFigures(Figures):

@@ -50,6 +50,8 @@ async def bump(
     conversions: int = 0,
     revenue: Decimal | None = None,
     currency: str | None = None,
+    bounces: int = 0,
+    complaints: int = 0,
 ) -> None:
     """Add to one hourly counter row (created on first use). Call inside the transaction
     that records the follow-up or the conversion, so the counters never drift."""
@@ -65,6 +67,8 @@ async def bump(
         leads_targeted=targeted,
         conversions=conversions,
         revenue=revenue or Decimal(0),
+        bounces=bounces,
+        complaints=complaints,
     )
     stmt = stmt.on_conflict_do_update(
         index_elements=["account_id", "campaign_id", "variant_id", "step", "hour", "currency"],
@@ -73,6 +77,8 @@ async def bump(
             "leads_targeted": StatsCounter.leads_targeted + stmt.excluded.leads_targeted,
             "conversions": StatsCounter.conversions + stmt.excluded.conversions,
             "revenue": StatsCounter.revenue + stmt.excluded.revenue,
+            "bounces": StatsCounter.bounces + stmt.excluded.bounces,
+            "complaints": StatsCounter.complaints + stmt.excluded.complaints,
         },
     )
     await session.execute(stmt)
@@ -89,6 +95,10 @@ class Sums(Protocol):
     def conversions(self) -> int: ...
     @property
     def revenue(self) -> Decimal: ...
+    @property
+    def bounces(self) -> int: ...
+    @property
+    def complaints(self) -> int: ...
 
 
 class CounterSum(NamedTuple):
@@ -100,6 +110,8 @@ class CounterSum(NamedTuple):
     leads_targeted: int
     conversions: int
     revenue: Decimal
+    bounces: int = 0
+    complaints: int = 0
 
 
 class HourSum(NamedTuple):
@@ -109,6 +121,8 @@ class HourSum(NamedTuple):
     leads_targeted: int
     conversions: int
     revenue: Decimal
+    bounces: int = 0
+    complaints: int = 0
 
 
 @dataclass
@@ -117,11 +131,15 @@ class Tally:
     targeted_leads: int = 0
     converted_leads: int = 0
     value: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    bounces: int = 0
+    complaints: int = 0
 
     def add(self, row: Sums) -> None:
         self.followups_sent += row.followups_sent
         self.targeted_leads += row.leads_targeted
         self.converted_leads += row.conversions
+        self.bounces += row.bounces
+        self.complaints += row.complaints
         if row.currency and row.revenue:
             self.value[row.currency] += row.revenue
 
@@ -131,12 +149,22 @@ class Tally:
             return None
         return self.converted_leads / self.targeted_leads
 
+    @property
+    def bounce_rate(self) -> float | None:
+        return self.bounces / self.followups_sent if self.followups_sent else None
+
+    @property
+    def complaint_rate(self) -> float | None:
+        return self.complaints / self.followups_sent if self.followups_sent else None
+
 
 _SUMS = (
     func.sum(StatsCounter.followups_sent),
     func.sum(StatsCounter.leads_targeted),
     func.sum(StatsCounter.conversions),
     func.sum(StatsCounter.revenue),
+    func.sum(StatsCounter.bounces),
+    func.sum(StatsCounter.complaints),
 )
 
 
@@ -176,8 +204,19 @@ async def totals(
         select(*keys, *_SUMS).where(*_window(account_id, start, end, campaign_id)).group_by(*keys)
     )
     return [
-        CounterSum(c, v, step, cur, int(f or 0), int(t or 0), int(k or 0), _decimal(r))
-        for c, v, step, cur, f, t, k, r in rows
+        CounterSum(
+            c,
+            v,
+            step,
+            cur,
+            int(f or 0),
+            int(t or 0),
+            int(k or 0),
+            _decimal(r),
+            int(b or 0),
+            int(x or 0),
+        )
+        for c, v, step, cur, f, t, k, r, b, x in rows
     ]
 
 
@@ -206,8 +245,17 @@ async def per_bucket(
         .group_by(bucket, StatsCounter.currency)
     )
     return [
-        HourSum(when, cur, int(f or 0), int(t or 0), int(k or 0), _decimal(r))
-        for when, cur, f, t, k, r in rows
+        HourSum(
+            when,
+            cur,
+            int(f or 0),
+            int(t or 0),
+            int(k or 0),
+            _decimal(r),
+            int(b or 0),
+            int(x or 0),
+        )
+        for when, cur, f, t, k, r, b, x in rows
     ]
 
 

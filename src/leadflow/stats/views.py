@@ -64,6 +64,10 @@ class FiguresView:
             "targeted_leads": t.targeted_leads,
             "converted_leads": t.converted_leads,
             "conversion_rate": t.conversion_rate,
+            "bounces": t.bounces,
+            "complaints": t.complaints,
+            "bounce_rate": t.bounce_rate,
+            "complaint_rate": t.complaint_rate,
         }
 
     def figures(self, t: Tally) -> Figures:
