@@ -170,15 +170,17 @@ async def current_account(
     """The account of an active API key (its last use is recorded, to the minute), or of the
     dashboard session in the ``lf_session`` cookie. A request with an Authorization header is
     judged by it alone: a cookie the browser also sends changes nothing for it."""
-    _refuse_unknown_query(request)
     if cookie and "authorization" not in request.headers:
-        return (await _signed_in(request, session, clock, cookie))[1]
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise _unauthorized("Send the API key as 'Authorization: Bearer <key>'.")
-    account = await account_for_api_key(session, credentials.credentials, clock.now())
-    if account is None:
-        raise _unauthorized("Unknown or revoked API key.")
-    logs.bind(account_id=account.id)  # on the request's log lines from here on
+        account = (await _signed_in(request, session, clock, cookie))[1]
+    else:
+        if credentials is None or credentials.scheme.lower() != "bearer":
+            raise _unauthorized("Send the API key as 'Authorization: Bearer <key>'.")
+        found = await account_for_api_key(session, credentials.credentials, clock.now())
+        if found is None:
+            raise _unauthorized("Unknown or revoked API key.")
+        account = found
+        logs.bind(account_id=account.id)  # on the request's log lines from here on
+    _refuse_unknown_query(request)  # once the caller is known: a stranger learns nothing
     return account
 
 
