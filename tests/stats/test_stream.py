@@ -10,14 +10,13 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from leadflow.app import create_app
 from tests.support.api import assert_problem, auth, get_json
 from tests.support.campaigns import create_campaign
 from tests.support.events import purchase
 from tests.support.results import ONE_STEP, TWO_STEPS, new_lead, no_min_delays
-from tests.support.servers import free_port
+from tests.support.servers import serve_app
 
 
 @pytest.fixture
@@ -26,24 +25,8 @@ async def live_url(settings, clock, db) -> AsyncIterator[str]:
         update={"stats_stream_interval_seconds": 0.05, "stats_stream_heartbeat_seconds": 0.2}
     )
     app = create_app(fast, clock=clock, db=db, auto_migrate=False)
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=2
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        async with asyncio.timeout(10):
-            while not server.started:
-                if task.done():
-                    task.result()  # raises what stopped the server
-                    pytest.fail("uvicorn exited before it started")
-                await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        async with asyncio.timeout(10):
-            await task
+    async with serve_app(app) as url:
+        yield url
 
 
 class EventReader:
